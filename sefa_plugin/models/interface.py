@@ -1,0 +1,103 @@
+"""The small interface that discovery methods and pipelines use to talk to any generator.
+
+Every generator family implements :class:`EditableGenerator`. Methods such as SeFa or GANSpace only call
+these members, so they never dispatch on a ``gan_type`` string or reach into attribute names.
+
+The editable latent of a generator is always a tensor ``[N, num_ws, latent_dim]``:
+
+* StyleGAN-family generators edit W+ (``latent_space == "w+"``): one ``w_dim`` vector per layer.
+* Generators whose first layer reads ``z`` directly (PGGAN, DCGAN, SN-GAN) edit Z
+  (``latent_space == "z"``) and have ``num_ws == 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+LATENT_SPACES = ("w+", "z")
+
+
+class EditableGenerator:
+    """Mixin declaring what a generator exposes to discovery methods and pipelines.
+
+    Subclasses set :attr:`latent_space` and implement the abstract members below.
+    """
+
+    #: ``"w+"`` for style-based generators, ``"z"`` for generators fed directly by the latent code.
+    latent_space: str = "z"
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of one editable latent vector (``w_dim`` or ``z_dim``)."""
+        raise NotImplementedError
+
+    @property
+    def num_ws(self) -> int:
+        """Number of editable latent vectors per image (W+ layers; 1 for z-input generators)."""
+        raise NotImplementedError
+
+    def layer_resolutions(self) -> list[int]:
+        """Resolution (in pixels) of the features that each editable layer modulates."""
+        raise NotImplementedError
+
+    def latent_weights(self, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The affine maps from the latent to the first representation it feeds, one per layer.
+
+        Returns:
+            For each layer index in `layers`, the effective weight ``[out_features, latent_dim]``
+            (equalized-learning-rate gains applied), detached.
+        """
+        raise NotImplementedError
+
+    def sample_latents(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+    ) -> torch.Tensor:
+        """Map latent codes `z` ``[N, z_dim]`` to editable latents ``[N, num_ws, latent_dim]``."""
+        raise NotImplementedError
+
+    def synthesize(self, latents: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        """Render editable latents ``[N, num_ws, latent_dim]`` to images ``[N, C, H, W]`` in [-1, 1]."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared helpers
+    def layer_groups(self) -> dict[str, list[int]]:
+        """Named layer ranges ``coarse``/``middle``/``fine`` (by resolution, as in the StyleGAN paper).
+
+        Coarse layers act at ≤ 8², middle at 16²–32², fine at ≥ 64². For small generators where a band
+        is empty, the layers are split into three contiguous, near-equal parts instead.
+        """
+        res = self.layer_resolutions()
+        groups = {
+            "coarse": [i for i, r in enumerate(res) if r <= 8],
+            "middle": [i for i, r in enumerate(res) if 16 <= r <= 32],
+            "fine": [i for i, r in enumerate(res) if r >= 64],
+        }
+        if len(res) >= 3 and any(not v for v in groups.values()):
+            parts = np.array_split(np.arange(len(res)), 3)
+            groups = {name: p.tolist() for name, p in zip(("coarse", "middle", "fine"), parts, strict=True)}
+        return groups
+
+    def z_from_seeds(self, seeds: Sequence[int]) -> torch.Tensor:
+        """Latent codes for integer seeds, ``[len(seeds), z_dim]``.
+
+        Uses ``numpy.random.RandomState(seed).randn(z_dim)`` like NVIDIA's ``gen_images.py``, so a
+        converted official checkpoint renders the same image for the same seed.
+        """
+        z_dim = int(self.config.z_dim)  # type: ignore[attr-defined]
+        for s in seeds:
+            if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or not 0 <= int(s) < 2**32:
+                raise ValueError(f"`seeds` must be integers in [0, 2**32), got {s!r}.")
+        z = np.stack([np.random.RandomState(int(s)).randn(z_dim) for s in seeds]) if seeds else np.zeros((0, z_dim))
+        return torch.from_numpy(z.astype(np.float32))
+
+    def randn_z(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Random latent codes ``[num, z_dim]`` drawn with an optional ``torch.Generator`` (on CPU)."""
+        z_dim = int(self.config.z_dim)  # type: ignore[attr-defined]
+        return torch.randn([num, z_dim], generator=generator)

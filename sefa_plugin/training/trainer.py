@@ -1,0 +1,295 @@
+"""Training the project's own StyleGAN2 on the procedural scene dataset.
+
+The recipe is StyleGAN2's (Karras et al. 2020): non-saturating logistic loss, lazy R1 regularisation
+of the discriminator, optional lazy path-length regularisation of the generator, style mixing, and an
+exponential moving average of the generator weights (the EMA generator is what gets shipped).
+
+Training is resumable: a checkpoint holds both networks, the EMA generator, the optimizers, the RNG
+states and the iteration count, and is written atomically every ``checkpoint_every`` iterations
+together with a sample grid. Multi-device runs go through ``accelerate`` (a single process is the
+default and needs no launcher).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data.shapes import ShapesDataset
+from ..models.stylegan2 import StyleGAN2Generator
+from ..utils.images import save_grid
+from .discriminator import Discriminator
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class TrainingConfig:
+    """Everything that defines a training run (stored in every checkpoint).
+
+    Attributes:
+        resolution: Image side; the generator and discriminator are built for it.
+        z_dim: Width of ``z``.
+        w_dim: Width of ``w``.
+        mapping_layers: Depth of the mapping network.
+        channel_base: Generator/discriminator channels at resolution r: ``min(channel_base // r, channel_max)``.
+        channel_max: Upper bound on channels.
+        batch_size: Images per step (per process).
+        lr: Adam learning rate of both networks (betas 0, 0.99, as StyleGAN2).
+        r1_gamma: R1 weight; None picks StyleGAN2-ADA's heuristic ``0.0002 · resolution² / batch_size``.
+        r1_interval: Lazy R1: apply every this many steps.
+        pl_weight: Path-length regularisation weight (0 disables it; StyleGAN2 uses 2).
+        pl_interval: Lazy path-length regularisation interval.
+        style_mixing_prob: Probability of mixing two latents at a random layer.
+        ema_kimg: Half-life of the generator EMA in thousands of images.
+        ema_rampup: EMA half-life ramp-up as a fraction of images seen (None disables).
+        dataset_seed: Seed of the scene dataset.
+        dataset_size: Number of distinct scenes to draw from.
+        seed: Seed of the training run (initialisation, latents, data order).
+    """
+
+    resolution: int = 64
+    z_dim: int = 128
+    w_dim: int = 128
+    mapping_layers: int = 4
+    channel_base: int = 2048
+    channel_max: int = 64
+    batch_size: int = 32
+    lr: float = 0.002
+    r1_gamma: float | None = None
+    r1_interval: int = 16
+    pl_weight: float = 0.0
+    pl_interval: int = 4
+    style_mixing_prob: float = 0.9
+    ema_kimg: float = 10.0
+    ema_rampup: float | None = 0.05
+    dataset_seed: int = 0
+    dataset_size: int = 1_000_000
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def effective_r1_gamma(self) -> float:
+        if self.r1_gamma is not None:
+            return self.r1_gamma
+        return 0.0002 * self.resolution**2 / self.batch_size
+
+
+def build_generator(cfg: TrainingConfig) -> StyleGAN2Generator:
+    """The generator described by a training configuration."""
+    return StyleGAN2Generator(
+        z_dim=cfg.z_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution, channel_base=cfg.channel_base,
+        channel_max=cfg.channel_max, mapping_layers=cfg.mapping_layers,
+    )  # fmt: skip
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """StyleGAN2 training loop on the scene dataset.
+
+    Args:
+        config: The run's :class:`TrainingConfig` (ignored when resuming: the checkpoint's is used).
+        run_dir: Folder for checkpoints, sample grids and the log; resumed from when it holds a checkpoint.
+        device: ``"cpu"``, ``"cuda"`` ... (ignored when ``accelerate`` manages devices).
+
+    Example:
+
+    >>> from sefa_plugin.training import Trainer, TrainingConfig
+    >>> cfg = TrainingConfig(resolution=16, z_dim=16, w_dim=16, channel_base=256, channel_max=16, batch_size=4)
+    >>> trainer = Trainer(cfg, run_dir="/tmp/sefa-doctest-run")  # doctest: +SKIP
+    >>> trainer.train(iterations=2)  # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainingConfig, run_dir: str | os.PathLike, device: str | None = None) -> None:
+        from accelerate import Accelerator
+
+        self.run_dir = Path(run_dir)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"`run_dir` {str(run_dir)!r} cannot be created: {err}") from err
+        ckpt_path = self.run_dir / CHECKPOINT_NAME
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.exists() else None
+        if state is not None:
+            config = TrainingConfig(**state["config"])
+            logger.info("Resuming %s at iteration %d", ckpt_path, state["iteration"])
+        self.config = config
+        use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
+        self.accelerator = Accelerator(cpu=use_cpu)
+        torch.manual_seed(config.seed)
+        self.G = build_generator(config)
+        self.D = Discriminator(config.resolution, channel_base=config.channel_base, channel_max=config.channel_max)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # Lazy regularisation: rescale lr and betas so that the effective optimisation matches (StyleGAN2).
+        opt_g = self._adam(self.G, config.pl_interval if config.pl_weight > 0 else None)
+        opt_d = self._adam(self.D, config.r1_interval)
+        self.rng = np.random.default_rng(config.seed)  # data order
+        self.iteration = 0
+        self.pl_mean = torch.zeros([])
+        self.images_seen = 0
+        if state is not None:
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            self.G_ema.load_state_dict(state["G_ema"])
+            opt_g.load_state_dict(state["opt_G"])
+            opt_d.load_state_dict(state["opt_D"])
+            self.iteration = int(state["iteration"])
+            self.images_seen = int(state["images_seen"])
+            self.pl_mean = state["pl_mean"]
+            self.rng.bit_generator.state = json.loads(state["rng_numpy"])
+            torch.set_rng_state(state["rng_cpu"])
+        self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(self.G, self.D, opt_g, opt_d)
+        self.G_ema.to(self.accelerator.device)
+        self.dataset = ShapesDataset(config.dataset_size, config.resolution, seed=config.dataset_seed)
+        self.sample_z = torch.from_numpy(np.random.RandomState(123).randn(64, config.z_dim).astype(np.float32))
+
+    def _adam(self, module: torch.nn.Module, interval: int | None) -> torch.optim.Optimizer:
+        ratio = 1.0 if interval is None else interval / (interval + 1)
+        return torch.optim.Adam(module.parameters(), lr=self.config.lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+
+    # ------------------------------------------------------------------ one step
+    def _real_batch(self) -> torch.Tensor:
+        cfg = self.config
+        idx = self.rng.integers(0, cfg.dataset_size, size=cfg.batch_size)
+        images = torch.stack([img for img, _ in self.dataset.__getitems__(idx.tolist())])
+        return images.to(self.accelerator.device)
+
+    def _mapping_with_mixing(self, z: torch.Tensor) -> torch.Tensor:
+        g = self.accelerator.unwrap_model(self.G)
+        ws = g.mapping(z, update_emas=True)
+        if self.config.style_mixing_prob > 0 and torch.rand([]) < self.config.style_mixing_prob:
+            cutoff = int(torch.randint(1, ws.shape[1], []))
+            ws2 = g.mapping(torch.randn_like(z), update_emas=False)
+            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return ws
+
+    def _generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self.accelerator.unwrap_model(self.G)
+        z = torch.randn([n, self.config.z_dim], device=self.accelerator.device)
+        ws = self._mapping_with_mixing(z)
+        return g.synthesis(ws, noise_mode="random"), ws
+
+    def step(self) -> dict[str, float]:
+        """One generator and one discriminator update (plus due regularisation); returns the losses."""
+        cfg, acc = self.config, self.accelerator
+        stats: dict[str, float] = {}
+        # Generator: non-saturating loss.
+        self.D.requires_grad_(False)
+        self.G.requires_grad_(True)
+        fake, _ = self._generate(cfg.batch_size)
+        loss_g = F.softplus(-self.D(fake)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        acc.backward(loss_g)
+        stats["loss_G"] = float(loss_g.detach())
+        if cfg.pl_weight > 0 and self.iteration % cfg.pl_interval == 0:
+            fake, ws = self._generate(max(cfg.batch_size // 2, 1))
+            noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+            (grads,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+            lengths = grads.square().sum(2).mean(1).sqrt()
+            self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.mean().detach(), 0.01)
+            loss_pl = (lengths - self.pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval
+            acc.backward(loss_pl)
+            stats["loss_PL"] = float(loss_pl.detach())
+        self.opt_g.step()
+        # Discriminator: logistic loss, lazy R1 on reals.
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        with torch.no_grad():
+            fake, _ = self._generate(cfg.batch_size)
+        real = self._real_batch()
+        do_r1 = cfg.r1_interval > 0 and self.iteration % cfg.r1_interval == 0
+        real.requires_grad_(do_r1)
+        real_logits, fake_logits = self.D(real), self.D(fake)
+        loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        if do_r1:
+            (r1_grads,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            r1 = r1_grads.square().sum(dim=[1, 2, 3]).mean()
+            loss_d = loss_d + r1 * (cfg.effective_r1_gamma() / 2) * cfg.r1_interval
+            stats["r1"] = float(r1.detach())
+        self.opt_d.zero_grad(set_to_none=True)
+        acc.backward(loss_d)
+        self.opt_d.step()
+        stats["loss_D"] = float(loss_d.detach())
+        self.images_seen += cfg.batch_size * acc.num_processes
+        self._update_ema()
+        self.iteration += 1
+        return stats
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        cfg = self.config
+        ema_nimg = cfg.ema_kimg * 1000
+        if cfg.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, self.images_seen * cfg.ema_rampup)
+        beta = 0.5 ** (cfg.batch_size * self.accelerator.num_processes / max(ema_nimg, 1e-8))
+        g = self.accelerator.unwrap_model(self.G)
+        for p_ema, p in zip(self.G_ema.parameters(), g.parameters(), strict=True):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), g.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path:
+        """Write the resumable checkpoint and a sample grid of the EMA generator; returns the path."""
+        if not self.accelerator.is_main_process:
+            return self.run_dir / CHECKPOINT_NAME
+        state = {
+            "config": asdict(self.config),
+            "iteration": self.iteration,
+            "images_seen": self.images_seen,
+            "G": self.accelerator.unwrap_model(self.G).state_dict(),
+            "D": self.accelerator.unwrap_model(self.D).state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_g.state_dict(),
+            "opt_D": self.opt_d.state_dict(),
+            "pl_mean": self.pl_mean.detach().cpu(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_numpy": json.dumps(self.rng.bit_generator.state),
+        }
+        path = self.run_dir / CHECKPOINT_NAME
+        _save_atomic(state, path)
+        with torch.no_grad():
+            imgs = self.G_ema(self.sample_z.to(self.accelerator.device), noise_mode="const").cpu()
+        save_grid(imgs, self.run_dir / f"samples_{self.iteration:07d}.png", nrow=8)
+        return path
+
+    def export_generator(self, out_dir: str | os.PathLike) -> None:
+        """Save the EMA generator with ``save_pretrained`` (``config.json`` + safetensors)."""
+        self.G_ema.save_pretrained(out_dir)
+
+    def train(self, iterations: int, checkpoint_every: int = 500, log_every: int = 50) -> None:
+        """Run until `iterations` total iterations (counting resumed ones), checkpointing on the way."""
+        if iterations < 0:
+            raise ValueError(f"`iterations` must be ≥ 0, got {iterations}.")
+        log_path = self.run_dir / "log.jsonl"
+        bar = tqdm(total=iterations, initial=self.iteration, desc="train", disable=not self.accelerator.is_main_process)
+        start = time.time()
+        while self.iteration < iterations:
+            stats = self.step()
+            bar.update(1)
+            if self.iteration % log_every == 0 and self.accelerator.is_main_process:
+                stats.update(iteration=self.iteration, images_seen=self.images_seen, seconds=time.time() - start)
+                with log_path.open("a") as fh:
+                    fh.write(json.dumps(stats) + "\n")
+                bar.set_postfix(G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}")
+            if self.iteration % checkpoint_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        self.save_checkpoint()

@@ -1,0 +1,94 @@
+"""Image conversion and output helpers: tensors in [-1, 1] → PIL/NumPy, grids, animated walks."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``[N, C, H, W]`` in [-1, 1] → ``[N, H, W, C]`` uint8."""
+    x = ((images.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """``[N, C, H, W]`` in [-1, 1] → a list of RGB (or L) PIL images."""
+    arr = to_uint8(images)
+    if arr.shape[-1] == 1:
+        return [Image.fromarray(a[..., 0], mode="L") for a in arr]
+    return [Image.fromarray(a) for a in arr]
+
+
+def make_grid(images: Sequence[Image.Image], nrow: int, padding: int = 2) -> Image.Image:
+    """Tile equally sized PIL images row by row, `nrow` per row, on a white background."""
+    if not images:
+        raise ValueError("`images` must not be empty.")
+    if nrow < 1:
+        raise ValueError(f"`nrow` must be ≥ 1, got {nrow}.")
+    w, h = images[0].size
+    rows = (len(images) + nrow - 1) // nrow
+    cols = min(nrow, len(images))
+    grid = Image.new("RGB", (cols * w + (cols + 1) * padding, rows * h + (rows + 1) * padding), "white")
+    for i, img in enumerate(images):
+        r, c = divmod(i, nrow)
+        grid.paste(img.convert("RGB"), (padding + c * (w + padding), padding + r * (h + padding)))
+    return grid
+
+
+def _atomic_target(path: str | os.PathLike, what: str) -> tuple[Path, Path]:
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"Cannot create the folder for `{what}` {str(path)!r}: {err}") from err
+    if not os.access(path.parent, os.W_OK):
+        raise PermissionError(f"The folder of `{what}` {str(path)!r} is not writable.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    return path, Path(tmp)
+
+
+def save_image_atomic(image: Image.Image, path: str | os.PathLike, what: str = "out", **save_kwargs) -> Path:
+    """Save a PIL image (PNG by extension) through a temporary file, so no partial file is left."""
+    path, tmp = _atomic_target(path, what)
+    try:
+        image.save(tmp, format=save_kwargs.pop("format", None) or _format_for(path), **save_kwargs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _format_for(path: Path) -> str:
+    ext = path.suffix.lower()
+    formats = {".png": "PNG", ".gif": "GIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+    if ext not in formats:
+        raise ValueError(f"Unsupported image extension {ext!r} for {str(path)!r}; use one of {sorted(formats)}.")
+    return formats[ext]
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8) -> Path:
+    """Save ``[N, C, H, W]`` images in [-1, 1] as one grid PNG, atomically."""
+    return save_image_atomic(make_grid(to_pil(images), nrow=nrow), path)
+
+
+def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, duration_ms: int = 80, what: str = "gif") -> Path:
+    """Save frames as a looping animated GIF (forward then back), atomically."""
+    if len(frames) < 2:
+        raise ValueError("An animation needs at least two frames.")
+    seq = list(frames) + list(frames[-2:0:-1])
+    path, tmp = _atomic_target(path, what)
+    try:
+        seq[0].save(tmp, format="GIF", save_all=True, append_images=seq[1:], duration=duration_ms, loop=0)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
