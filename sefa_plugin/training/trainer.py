@@ -144,6 +144,7 @@ class Trainer:
         self.iteration = 0
         self.pl_mean = torch.zeros([])
         self.images_seen = 0
+        self.wall_seconds = 0.0  # training time summed over all resumed runs
         if state is not None:
             self.G.load_state_dict(state["G"])
             self.D.load_state_dict(state["D"])
@@ -153,6 +154,7 @@ class Trainer:
             self.iteration = int(state["iteration"])
             self.images_seen = int(state["images_seen"])
             self.pl_mean = state["pl_mean"]
+            self.wall_seconds = float(state.get("wall_seconds", 0.0))
             self.rng.bit_generator.state = json.loads(state["rng_numpy"])
             torch.set_rng_state(state["rng_cpu"])
         self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(self.G, self.D, opt_g, opt_d)
@@ -254,6 +256,7 @@ class Trainer:
             "config": asdict(self.config),
             "iteration": self.iteration,
             "images_seen": self.images_seen,
+            "wall_seconds": self.wall_seconds,
             "G": self.accelerator.unwrap_model(self.G).state_dict(),
             "D": self.accelerator.unwrap_model(self.D).state_dict(),
             "G_ema": self.G_ema.state_dict(),
@@ -280,9 +283,12 @@ class Trainer:
             raise ValueError(f"`iterations` must be ≥ 0, got {iterations}.")
         log_path = self.run_dir / "log.jsonl"
         bar = tqdm(total=iterations, initial=self.iteration, desc="train", disable=not self.accelerator.is_main_process)
-        start = time.time()
+        start = last = time.time()
         while self.iteration < iterations:
             stats = self.step()
+            now = time.time()
+            self.wall_seconds += now - last
+            last = now
             bar.update(1)
             if self.iteration % log_every == 0 and self.accelerator.is_main_process:
                 stats.update(iteration=self.iteration, images_seen=self.images_seen, seconds=time.time() - start)
