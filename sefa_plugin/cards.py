@@ -30,5 +30,5 @@ def render_card(template_name: str, *, base_model: str | None, tags: list[str], 
     data = ModelCardData(base_model=base_model, library_name=LIBRARY_NAME, tags=tags)
     # Render with StrictUndefined first so a missing value fails loudly instead of printing nothing.
     template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(load_template(template_name))
-    text = template.render(card_data=data.to_yaml(), **context)
+    text = template.render(card_data=data.to_yaml(), base_model=base_model, **context)
     return ModelCard(text)

@@ -25,7 +25,7 @@ def test_short_run_checkpoints_and_resumes(tmp_path):
     torch.set_num_threads(1)
     run = tmp_path / "run"
     t = Trainer(TrainingConfig(**TINY), run_dir=run, device="cpu")
-    t.train(iterations=4, checkpoint_every=2)
+    t.train(iterations=4, checkpoint_every=2, log_every=1)
     assert (run / "checkpoint.pt").is_file() and list(run.glob("samples_*.png"))
     assert t.iteration == 4 and t.images_seen == 16
     # Resume continues where it stopped and matches an uninterrupted run.
