@@ -26,15 +26,20 @@ from sefa_plugin.utils.images import make_grid, to_pil
 logger = logging.getLogger("export_embedded")
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "sefa_plugin" / "assets" / "stylegan2-shapes64"
-TRAIN_COMMAND = "sefa train --run-dir RUN_DIR --iterations N  (defaults: 64x64, batch 32, channel_base 2048, channel_max 64)"
+TRAIN_COMMAND = (
+    "sefa train --run-dir RUN_DIR --iterations N  (defaults: 64x64, batch 32, channel_base 2048, channel_max 64)"
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="training run folder holding checkpoint.pt")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="pipeline folder to write")
-    parser.add_argument("--hardware", default=f"{platform.processor() or platform.machine()} CPU, 2 cores",
-                        help="hardware description recorded in the card")  # fmt: skip
+    parser.add_argument(
+        "--hardware",
+        default=f"{platform.processor() or platform.machine()} CPU, 2 cores",
+        help="hardware description recorded in the card",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
 
@@ -57,16 +62,24 @@ def main() -> None:
         "weights sha256": weights_sha256(generator),
     }
     card = render_card(
-        "model_card.md", base_model=None, tags=["gan", "stylegan2", "sefa-plugin", "unconditional-image-generation"],
-        title="StyleGAN2 on procedural scenes (sefa_plugin's embedded default)", class_name="StyleGAN2Generator",
-        img_resolution=cfg.resolution, latent_space="w+", latent_dim=cfg.w_dim, num_ws=generator.num_ws,
+        "model_card.md",
+        base_model=None,
+        tags=["gan", "stylegan2", "sefa-plugin", "unconditional-image-generation"],
+        title="StyleGAN2 on procedural scenes (sefa_plugin's embedded default)",
+        class_name="StyleGAN2Generator",
+        img_resolution=cfg.resolution,
+        latent_space="w+",
+        latent_dim=cfg.w_dim,
+        num_ws=generator.num_ws,
         description=(
             "Trained by sefa_plugin's own `sefa train` on the procedural scene dataset "
             "(`sefa_plugin.data`: background hue, object hue, shape, scale, rotation, x, y, lighting, "
             "floor height), so the factors its directions should recover are known."
         ),
-        preview="samples.png", provenance=provenance, repo_id=None,
-    )  # fmt: skip
+        preview="samples.png",
+        provenance=provenance,
+        repo_id=None,
+    )
     with atomic_folder(args.out, what="--out") as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
         make_grid(samples, nrow=8).save(tmp / "samples.png")

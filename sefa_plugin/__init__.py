@@ -11,7 +11,7 @@ from pathlib import Path as _Path
 
 from .directions.container import Directions, DirectionsMismatchError
 from .models import EditableGenerator, StyleGAN2Generator
-from .pipelines import GANPipeline, GANPipelineOutput, SefaPipeline
+from .pipelines import BoundaryPipeline, GANPipeline, GANPipelineOutput, GANSpacePipeline, SefaPipeline
 
 _ASSETS = _Path(__file__).resolve().parent / "assets"
 #: The embedded default: a 64×64 StyleGAN2 trained by this project on procedural scenes (a pipeline folder).
@@ -22,11 +22,13 @@ DEFAULT_PREDICTOR = str(_ASSETS / "predictor")
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_PREDICTOR",
+    "BoundaryPipeline",
     "Directions",
     "DirectionsMismatchError",
     "EditableGenerator",
     "GANPipeline",
     "GANPipelineOutput",
+    "GANSpacePipeline",
     "SefaPipeline",
     "StyleGAN2Generator",
 ]

@@ -1,7 +1,7 @@
 """The ``sefa`` command: parses arguments and calls the library.
 
-Sub-commands: ``demo`` (the main job on the embedded model), ``factorize``, ``edit``, ``push``,
-``train``. Run ``sefa COMMAND --help`` for each one's options.
+Sub-commands: ``demo`` (the main job on the embedded model), ``factorize``, ``ganspace``, ``boundary``,
+``import``, ``edit``, ``push``, ``train``. Run ``sefa COMMAND --help`` for each one's options.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ logger = logging.getLogger("sefa_plugin.cli")
 
 def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "model", nargs="?", default=None,
+        "model",
+        nargs="?",
+        default=None,
         help="pipeline folder or Hub repo id (default: the embedded 64x64 StyleGAN2 scene model)",
-    )  # fmt: skip
+    )
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     p.add_argument("--token", default=None, help="Hub token (default: the logged-in token)")
     p.add_argument("--cache-dir", default=None, help="Hub cache folder")
@@ -33,9 +35,12 @@ def _load_pipeline(args: argparse.Namespace):
 
     model = args.model or DEFAULT_MODEL
     pipe = SefaPipeline.from_pretrained(
-        model, revision=args.revision, token=args.token, cache_dir=args.cache_dir,
+        model,
+        revision=args.revision,
+        token=args.token,
+        cache_dir=args.cache_dir,
         local_files_only=args.local_files_only or None,
-    )  # fmt: skip
+    )
     return pipe
 
 
@@ -43,15 +48,135 @@ def _cmd_factorize(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
     t0 = time.perf_counter()
     directions = pipe.factorize(layers=args.layers, num_directions=args.k, normalize=not args.no_normalize)
-    logger.info("factorized %d directions over layers %s in %.1f ms", len(directions), directions.layers,
-                (time.perf_counter() - t0) * 1000)  # fmt: skip
-    preview = None if args.no_preview else pipe.direction_grid(
-        directions, indices=range(min(len(directions), 5)), seed=args.seed, truncation_psi=args.truncation_psi
+    logger.info(
+        "factorized %d directions over layers %s in %.1f ms",
+        len(directions),
+        directions.layers,
+        (time.perf_counter() - t0) * 1000,
+    )
+    preview = (
+        None
+        if args.no_preview
+        else pipe.direction_grid(
+            directions, indices=range(min(len(directions), 5)), seed=args.seed, truncation_psi=args.truncation_psi
+        )
     )
     directions.save_pretrained(args.out, preview=preview)
     for i in range(len(directions)):
         print(f"direction {i}: eigenvalue {float(directions.values[i]):.4f}")
     print(f"saved {len(directions)} directions to {args.out}")
+    return 0
+
+
+def _load_as(args: argparse.Namespace, pipeline_cls):
+    """Load `args.model` (default: the embedded model) as a given pipeline class."""
+    from . import DEFAULT_MODEL
+
+    return pipeline_cls.from_pretrained(
+        args.model or DEFAULT_MODEL,
+        revision=args.revision,
+        token=args.token,
+        cache_dir=args.cache_dir,
+        local_files_only=args.local_files_only or None,
+    )
+
+
+def _preview_psi(pipe, psi: float | None) -> float:
+    # z-input generators have no average latent to truncate towards.
+    return (0.7 if pipe.generator.latent_space == "w+" else 1.0) if psi is None else psi
+
+
+def _cmd_ganspace(args: argparse.Namespace) -> int:
+    import torch
+
+    from .pipelines import GANSpacePipeline
+
+    pipe = _load_as(args, GANSpacePipeline)
+    t0 = time.perf_counter()
+    directions = pipe.fit(
+        num_samples=args.num_samples,
+        num_components=args.k,
+        batch_size=args.batch_size,
+        layers=args.layers,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    logger.info(
+        "GANSpace: %d components from %d samples in %.1f s", len(directions), args.num_samples, time.perf_counter() - t0
+    )
+    preview = (
+        None
+        if args.no_preview
+        else pipe.direction_grid(
+            directions,
+            indices=range(min(len(directions), 5)),
+            seed=args.preview_seed,
+            truncation_psi=_preview_psi(pipe, args.truncation_psi),
+        )
+    )
+    directions.save_pretrained(args.out, preview=preview)
+    for i in range(len(directions)):
+        print(f"PC{i}: variance {float(directions.values[i]):.4g}, std {float(directions.stds[i]):.4g}")
+    print(f"saved {len(directions)} directions to {args.out}")
+    return 0
+
+
+def _cmd_boundary(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .pipelines import BoundaryPipeline
+
+    pipe = _load_as(args, BoundaryPipeline)
+    scorer = scores = None
+    if args.scores:
+        scores = np.load(args.scores, allow_pickle=False)
+    elif args.predictor:
+        from .evaluation.predictor import FactorPredictor
+
+        scorer = FactorPredictor.from_pretrained(args.predictor).to(pipe.generator.device)
+    directions = pipe.fit(
+        scorer=scorer,
+        scores=scores,
+        num_samples=args.num_samples,
+        ratio=args.ratio,
+        attribute_names=args.attributes,
+        layers=args.layers,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    preview = (
+        None
+        if args.no_preview
+        else pipe.direction_grid(
+            directions,
+            indices=range(min(len(directions), 5)),
+            seed=args.preview_seed,
+            truncation_psi=_preview_psi(pipe, args.truncation_psi),
+        )
+    )
+    directions.save_pretrained(args.out, preview=preview)
+    for i, st in enumerate(directions.extra["stats"]):
+        val = "n/a" if st["val_accuracy"] is None else f"{st['val_accuracy']:.3f}"
+        print(f"{directions.labels[i]}: validation accuracy {val} ({st['num_per_side']} per side)")
+    print(f"saved {len(directions)} boundaries to {args.out}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .directions.importers import import_directions
+
+    generator = None
+    if args.model:
+        from .pipelines import GANPipeline
+
+        generator = _load_as(args, GANPipeline).generator
+    directions = import_directions(
+        args.file, format=args.format, latent_space=args.latent_space, layers=args.layers, generator=generator
+    )
+    directions.save_pretrained(args.out)
+    print(
+        f"imported {len(directions)} {args.format} directions ({directions.latent_space}, layers "
+        f"{directions.layers}) to {args.out}"
+    )
     return 0
 
 
@@ -62,15 +187,29 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     pipe = _load_pipeline(args)
     directions = Directions.from_pretrained(args.directions, token=args.token, cache_dir=args.cache_dir)
     out = pipe(
-        seeds=args.seeds, directions=directions, index=args.index, strengths=args.strengths,
-        layers=args.layers, truncation_psi=args.truncation_psi, noise_mode=args.noise_mode,
+        seeds=args.seeds,
+        directions=directions,
+        index=args.index,
+        strengths=args.strengths,
+        layers=args.layers,
+        truncation_psi=args.truncation_psi,
+        noise_mode=args.noise_mode,
         class_label=args.class_label,
-    )  # fmt: skip
+    )
     save_image_atomic(make_grid(out.images, nrow=len(args.strengths)), args.out, what="--out")
     print(f"saved a {len(args.seeds)}x{len(args.strengths)} grid to {args.out}")
     if args.gif:
-        frames = _walk_frames(pipe, directions, args.index, args.seeds, args.frames, args.layers,
-                              args.truncation_psi, args.noise_mode, args.class_label)  # fmt: skip
+        frames = _walk_frames(
+            pipe,
+            directions,
+            args.index,
+            args.seeds,
+            args.frames,
+            args.layers,
+            args.truncation_psi,
+            args.noise_mode,
+            args.class_label,
+        )
         save_gif(frames, args.gif, what="--gif")
         print(f"saved a {args.frames}-frame walk to {args.gif}")
     return 0
@@ -83,8 +222,16 @@ def _walk_frames(pipe, directions, index, seeds, frames, layers, psi, noise_mode
 
     lo, hi = directions.strength_range
     strengths = np.linspace(lo, hi, frames).tolist()
-    out = pipe(seeds=seeds, directions=directions, index=index, strengths=strengths, layers=layers,
-               truncation_psi=psi, noise_mode=noise_mode, class_label=class_label)  # fmt: skip
+    out = pipe(
+        seeds=seeds,
+        directions=directions,
+        index=index,
+        strengths=strengths,
+        layers=layers,
+        truncation_psi=psi,
+        noise_mode=noise_mode,
+        class_label=class_label,
+    )
     n = len(strengths)
     return [make_grid([out.images[s * n + f] for s in range(len(seeds))], nrow=len(seeds)) for f in range(n)]
 
@@ -108,10 +255,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer, TrainingConfig
 
     cfg = TrainingConfig(
-        resolution=args.resolution, batch_size=args.batch_size, channel_base=args.channel_base,
-        channel_max=args.channel_max, z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers,
-        pl_weight=args.pl_weight, seed=args.seed,
-    )  # fmt: skip
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        channel_base=args.channel_base,
+        channel_max=args.channel_max,
+        z_dim=args.z_dim,
+        w_dim=args.w_dim,
+        mapping_layers=args.mapping_layers,
+        pl_weight=args.pl_weight,
+        seed=args.seed,
+    )
     trainer = Trainer(cfg, run_dir=args.run_dir, device=args.device)
     trainer.train(iterations=args.iterations, checkpoint_every=args.checkpoint_every)
     if args.export:
@@ -124,8 +277,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    report = run_demo(out_dir=args.out, num_directions=args.k, layers=args.layers, seed=args.seed,
-                      model=args.model)  # fmt: skip
+    report = run_demo(out_dir=args.out, num_directions=args.k, layers=args.layers, seed=args.seed, model=args.model)
     for line in report.lines():
         print(line)
     return 0
@@ -133,15 +285,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sefa", description="Find, edit and share the semantic directions of pretrained GANs.",
+        prog="sefa",
+        description="Find, edit and share the semantic directions of pretrained GANs.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )  # fmt: skip
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
-    p = sub.add_parser("demo", help="factorize the embedded model, render and label its top directions",
-                       formatter_class=fmt)  # fmt: skip
+    p = sub.add_parser(
+        "demo", help="factorize the embedded model, render and label its top directions", formatter_class=fmt
+    )
     p.add_argument("model", nargs="?", default=None, help="pipeline folder or Hub id (default: embedded model)")
     p.add_argument("--out", default="outputs/demo", help="output folder")
     p.add_argument("-k", type=int, default=8, help="number of directions")
@@ -159,6 +313,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation-psi", type=float, default=0.7, help="truncation of the preview grid")
     p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
     p.set_defaults(func=_cmd_factorize)
+
+    p = sub.add_parser("ganspace", help="GANSpace: PCA directions of a model (streamed)", formatter_class=fmt)
+    _model_arg(p)
+    p.add_argument("--num-samples", type=int, default=100_000, help="latents to sample (the paper: 1000000)")
+    p.add_argument(
+        "-k",
+        "--num-components",
+        dest="k",
+        type=int,
+        default=None,
+        help="components to keep (default: 80, at most the latent size)",
+    )
+    p.add_argument("--layers", default="all", help="default edit layers: all, coarse, middle, fine, 0-3, 0-1,4")
+    p.add_argument("--batch-size", type=int, default=10_000, help="latents per batch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent sampling")
+    p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
+    p.add_argument("--preview-seed", type=int, default=0, help="seed of the preview grid")
+    p.add_argument(
+        "--truncation-psi",
+        type=float,
+        default=None,
+        help="truncation of the preview grid (default: 0.7 for W+ models, 1 for z models)",
+    )
+    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    p.set_defaults(func=_cmd_ganspace)
+
+    p = sub.add_parser(
+        "boundary", help="InterFaceGAN: supervised boundaries from attribute scores", formatter_class=fmt
+    )
+    _model_arg(p)
+    p.add_argument("--num-samples", type=int, default=10_000, help="latents to sample and score")
+    p.add_argument(
+        "--attributes",
+        nargs="+",
+        default=None,
+        help="predictor columns to fit (default: scale x y lighting floor_height), or labels of the --scores columns",
+    )
+    p.add_argument("--predictor", default=None, help="FactorPredictor folder (default: the embedded one)")
+    p.add_argument(
+        "--scores", default=None, help=".npy scores [N] or [N, A] for the latents of --seed (instead of a predictor)"
+    )
+    p.add_argument("--ratio", type=float, default=0.02, help="fraction taken as positives and as negatives")
+    p.add_argument("--layers", default="all", help="default edit layers: all, coarse, middle, fine, 0-3, 0-1,4")
+    p.add_argument("--batch-size", type=int, default=64, help="images rendered and scored per batch")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent sampling and the split")
+    p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
+    p.add_argument("--preview-seed", type=int, default=0, help="seed of the preview grid")
+    p.add_argument(
+        "--truncation-psi",
+        type=float,
+        default=None,
+        help="truncation of the preview grid (default: 0.7 for W+ models, 1 for z models)",
+    )
+    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    p.set_defaults(func=_cmd_boundary)
+
+    p = sub.add_parser(
+        "import", help="convert InterFaceGAN, GANSpace or rosinality direction files", formatter_class=fmt
+    )
+    p.add_argument("file", help="the file: *_boundary.npy, a GANSpace .npz cache or a rosinality factor.pt")
+    p.add_argument("--format", required=True, choices=["interfacegan", "ganspace", "rosinality"], help="source format")
+    p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
+    p.add_argument(
+        "--latent-space",
+        default=None,
+        choices=["w+", "z"],
+        help="latent space (default: w+; GANSpace: from the file name)",
+    )
+    p.add_argument("--layers", default=None, help="edit layers (default: all of --model; needed without it)")
+    p.add_argument("--model", default=None, help="target pipeline folder or Hub id (checks sizes, resolves layers)")
+    p.add_argument("--revision", default=None, help="Hub revision of --model")
+    p.add_argument("--token", default=None, help="Hub token (default: the logged-in token)")
+    p.add_argument("--cache-dir", default=None, help="Hub cache folder")
+    p.add_argument("--local-files-only", action="store_true", help="use the local Hub cache only")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("edit", help="render a (seeds × strengths) grid along one direction", formatter_class=fmt)
     _model_arg(p)

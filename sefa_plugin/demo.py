@@ -87,7 +87,9 @@ def run_demo(
     lo, hi = directions.strength_range
     frames = []
     for s in np.linspace(lo, hi, 16):
-        row = [pipe(seeds=[seed], directions=directions, index=i, strengths=[s]).images[0] for i in range(len(directions))]
+        row = [
+            pipe(seeds=[seed], directions=directions, index=i, strengths=[s]).images[0] for i in range(len(directions))
+        ]
         frames.append(make_grid(row, nrow=len(row)))
     files = {
         "grid": save_image_atomic(grid, out / "directions_grid.png", what="out_dir"),

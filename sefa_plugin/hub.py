@@ -27,6 +27,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from .utils.files import default_file_mode
+
 logger = logging.getLogger(__name__)
 
 LIBRARY_NAME = "sefa_plugin"
@@ -96,9 +98,13 @@ def resolve_folder(
         local_files_only = constants.HF_HUB_OFFLINE
     try:
         folder = snapshot_download(
-            repo_id=name, revision=revision, cache_dir=cache_dir, token=token,
-            local_files_only=local_files_only, allow_patterns=allow_patterns,
-        )  # fmt: skip
+            repo_id=name,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+            allow_patterns=allow_patterns,
+        )
     except LocalEntryNotFoundError as err:
         raise OSError(
             f"`{what}` {name!r} (revision {revision or 'main'}) is not in the local Hub cache and "
@@ -134,6 +140,7 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
             if src.is_file():
                 dst = target / src.relative_to(tmp)
                 dst.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(src, default_file_mode())
                 os.replace(src, dst)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -166,9 +173,12 @@ def push_folder(
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         try:
             info = api.upload_folder(
-                repo_id=repo_url.repo_id, folder_path=tmp, commit_message=commit_message,
-                revision=revision, create_pr=create_pr,
-            )  # fmt: skip
+                repo_id=repo_url.repo_id,
+                folder_path=tmp,
+                commit_message=commit_message,
+                revision=revision,
+                create_pr=create_pr,
+            )
         except (HfHubHTTPError, EntryNotFoundError, OSError):
             if not existed:
                 try:

@@ -135,12 +135,17 @@ class Directions:
         for i in idx:
             self._check_index(i)
         return Directions(
-            vectors=self.vectors[idx], method=self.method, latent_space=self.latent_space, layers=list(self.layers),
+            vectors=self.vectors[idx],
+            method=self.method,
+            latent_space=self.latent_space,
+            layers=list(self.layers),
             values=None if self.values is None else self.values[idx],
             stds=None if self.stds is None else self.stds[idx],
-            labels=[self.labels[i] for i in idx], strength_range=self.strength_range,
-            base_model=dict(self.base_model), extra=dict(self.extra),
-        )  # fmt: skip
+            labels=[self.labels[i] for i in idx],
+            strength_range=self.strength_range,
+            base_model=dict(self.base_model),
+            extra=dict(self.extra),
+        )
 
     def _check_index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self):
@@ -295,9 +300,14 @@ class Directions:
         >>> d.push_to_hub("someone/ffhq-sefa-directions")  # doctest: +SKIP
         """
         return push_folder(
-            lambda folder: self._write(folder, preview=preview, repo_id=repo_id), repo_id, token=token,
-            private=private, revision=revision, commit_message=commit_message, create_pr=create_pr,
-        )  # fmt: skip
+            lambda folder: self._write(folder, preview=preview, repo_id=repo_id),
+            repo_id,
+            token=token,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+            create_pr=create_pr,
+        )
 
     @classmethod
     def from_pretrained(
@@ -320,9 +330,13 @@ class Directions:
             file = path
         else:
             folder, _ = resolve_folder(
-                pretrained_directions_name_or_path, revision=revision, cache_dir=cache_dir, token=token,
-                local_files_only=local_files_only, what="pretrained_directions_name_or_path",
-            )  # fmt: skip
+                pretrained_directions_name_or_path,
+                revision=revision,
+                cache_dir=cache_dir,
+                token=token,
+                local_files_only=local_files_only,
+                what="pretrained_directions_name_or_path",
+            )
             file = folder / DIRECTIONS_FILE
             if not file.is_file():
                 raise FileNotFoundError(
@@ -345,11 +359,17 @@ class Directions:
             raise ValueError(f"{str(file)!r} is not a sefa_plugin direction file (no directions metadata).")
         try:
             return cls(
-                vectors=tensors["vectors"], values=tensors.get("values"), stds=tensors.get("stds"),
-                method=meta["method"], latent_space=meta["latent_space"], layers=json.loads(meta["layers"]),
-                labels=json.loads(meta["labels"]), strength_range=tuple(json.loads(meta["strength_range"])),
-                base_model=json.loads(meta.get("base_model", "{}")), extra=json.loads(meta.get("extra", "{}")),
-            )  # fmt: skip
+                vectors=tensors["vectors"],
+                values=tensors.get("values"),
+                stds=tensors.get("stds"),
+                method=meta["method"],
+                latent_space=meta["latent_space"],
+                layers=json.loads(meta["layers"]),
+                labels=json.loads(meta["labels"]),
+                strength_range=tuple(json.loads(meta["strength_range"])),
+                base_model=json.loads(meta.get("base_model", "{}")),
+                extra=json.loads(meta.get("extra", "{}")),
+            )
         except (KeyError, json.JSONDecodeError) as err:
             raise ValueError(f"{str(file)!r} has incomplete or corrupt directions metadata: {err}") from err
 
@@ -360,17 +380,29 @@ class Directions:
 
         value_name = {"sefa": "eigenvalue", "ganspace": "variance"}.get(self.method, "score")
         rows = [
-            {"index": i, "label": self.labels[i],
-             "value": "–" if self.values is None else f"{float(self.values[i]):.4g}"}
+            {
+                "index": i,
+                "label": self.labels[i],
+                "value": "–" if self.values is None else f"{float(self.values[i]):.4g}",
+            }
             for i in range(len(self))
-        ]  # fmt: skip
+        ]
         base = self.base_model.get("repo_id")
         return render_card(
-            "directions_card.md", base_model=base, tags=["gan", "latent-directions", "sefa-plugin", self.method],
+            "directions_card.md",
+            base_model=base,
+            tags=["gan", "latent-directions", "sefa-plugin", self.method],
             title=f"{METHOD_NAMES[self.method]} directions" + (f" for {base}" if base else ""),
-            method_name=METHOD_NAMES[self.method], latent_space=self.latent_space, latent_dim=self.latent_dim,
-            layers=",".join(str(i) for i in self.layers), num_directions=len(self),
-            strength_range=self.strength_range, base_revision=self.base_model.get("revision"),
-            weights_sha256=self.base_model.get("weights_sha256"), preview=preview, rows=rows,
-            value_name=value_name, repo_id=repo_id,
-        )  # fmt: skip
+            method_name=METHOD_NAMES[self.method],
+            latent_space=self.latent_space,
+            latent_dim=self.latent_dim,
+            layers=",".join(str(i) for i in self.layers),
+            num_directions=len(self),
+            strength_range=self.strength_range,
+            base_revision=self.base_model.get("revision"),
+            weights_sha256=self.base_model.get("weights_sha256"),
+            preview=preview,
+            rows=rows,
+            value_name=value_name,
+            repo_id=repo_id,
+        )

@@ -62,7 +62,7 @@ def modulated_conv2d(
             scaling the activations (usually faster on CPU). Both give the same result.
     """
     n = x.shape[0]
-    out_ch, in_ch, kh, kw = weight.shape
+    _out_ch, in_ch, kh, kw = weight.shape
     dcoefs = None
     if demodulate or fused_modconv:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, k, k]
@@ -80,10 +80,7 @@ def modulated_conv2d(
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_ch, kh, kw)
-    if up == 2:
-        x = conv2d_up2(x, w, resample_filter, groups=n)
-    else:
-        x = F.conv2d(x, w, padding=kh // 2, groups=n)
+    x = conv2d_up2(x, w, resample_filter, groups=n) if up == 2 else F.conv2d(x, w, padding=kh // 2, groups=n)
     x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:
         x = x + noise
@@ -185,18 +182,21 @@ class SynthesisLayer(nn.Module):
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = modulated_conv2d(
-            x, self.weight, styles, noise=noise, up=self.up, resample_filter=self.resample_filter,
+            x,
+            self.weight,
+            styles,
+            noise=noise,
+            up=self.up,
+            resample_filter=self.resample_filter,
             fused_modconv=fused_modconv,
-        )  # fmt: skip
+        )
         return bias_act(x, self.bias, activation="lrelu", gain=LRELU_GAIN, clamp=self.conv_clamp)
 
 
 class ToRGBLayer(nn.Module):
     """Modulated 1×1 convolution to image channels, without demodulation."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None) -> None:
         super().__init__()
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
@@ -231,9 +231,14 @@ class SynthesisBlock(nn.Module):
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
             self.conv0 = SynthesisLayer(
-                in_channels, out_channels, w_dim, resolution, up=2, conv_clamp=conv_clamp,
+                in_channels,
+                out_channels,
+                w_dim,
+                resolution,
+                up=2,
+                conv_clamp=conv_clamp,
                 resample_filter=resample_filter,
-            )  # fmt: skip
+            )
             self.num_conv += 1
         self.conv1 = SynthesisLayer(
             out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp, resample_filter=resample_filter
@@ -285,9 +290,14 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             in_channels = channels[res // 2] if res > 4 else 0
             block = SynthesisBlock(
-                in_channels, channels[res], w_dim, res, img_channels, conv_clamp=conv_clamp,
+                in_channels,
+                channels[res],
+                w_dim,
+                res,
+                img_channels,
+                conv_clamp=conv_clamp,
                 resample_filter=resample_filter,
-            )  # fmt: skip
+            )
             self.num_ws += block.num_conv
             setattr(self, f"b{res}", block)
         self.num_ws += 1  # the last block's ToRGB
@@ -295,9 +305,7 @@ class SynthesisNetwork(nn.Module):
     def blocks(self) -> list[SynthesisBlock]:
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
-    def forward(
-        self, ws: torch.Tensor, noise_mode: str = "const", fused_modconv: bool = False
-    ) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", fused_modconv: bool = False) -> torch.Tensor:
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"`noise_mode` must be one of {NOISE_MODES}, got {noise_mode!r}.")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
@@ -370,14 +378,25 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
             if value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value}.")
         self.synthesis = SynthesisNetwork(
-            w_dim, img_resolution, img_channels, channel_base=channel_base, channel_max=channel_max,
-            conv_clamp=conv_clamp, resample_filter=resample_filter,
-        )  # fmt: skip
+            w_dim,
+            img_resolution,
+            img_channels,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            conv_clamp=conv_clamp,
+            resample_filter=resample_filter,
+        )
         self.mapping = MappingNetwork(
-            z_dim, c_dim, w_dim, self.synthesis.num_ws, num_layers=mapping_layers,
-            embed_features=mapping_embed_features, layer_features=mapping_layer_features,
-            lr_multiplier=mapping_lr_multiplier, w_avg_beta=w_avg_beta,
-        )  # fmt: skip
+            z_dim,
+            c_dim,
+            w_dim,
+            self.synthesis.num_ws,
+            num_layers=mapping_layers,
+            embed_features=mapping_embed_features,
+            layer_features=mapping_layer_features,
+            lr_multiplier=mapping_lr_multiplier,
+            w_avg_beta=w_avg_beta,
+        )
 
     # ------------------------------------------------------------------ NVIDIA-style calls
     def forward(
@@ -391,8 +410,9 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
         fused_modconv: bool = False,
     ) -> torch.Tensor:
         """Generate images in [-1, 1], ``[N, img_channels, img_resolution, img_resolution]``."""
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                          update_emas=update_emas)  # fmt: skip
+        ws = self.mapping(
+            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas
+        )
         return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
 
     # ------------------------------------------------------------------ EditableGenerator
@@ -408,7 +428,7 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
         res = [4]
         for r in self.synthesis.block_resolutions[1:]:
             res += [r, r]
-        return res + [int(self.config.img_resolution)]
+        return [*res, int(self.config.img_resolution)]
 
     def style_affines(self) -> list[FullyConnectedLayer]:
         """The style affine of each W+ layer: the convolutions in order, then the final ToRGB."""
@@ -431,8 +451,12 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
     ) -> torch.Tensor:
-        return self.mapping(z.to(self.device), None if c is None else c.to(self.device),
-                            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)  # fmt: skip
+        return self.mapping(
+            z.to(self.device),
+            None if c is None else c.to(self.device),
+            truncation_psi=truncation_psi,
+            truncation_cutoff=truncation_cutoff,
+        )
 
     def synthesize(self, latents: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         return self.synthesis(latents.to(self.device), noise_mode=noise_mode)

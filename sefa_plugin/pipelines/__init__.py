@@ -1,6 +1,8 @@
 """Discovery pipelines: one ``DiffusionPipeline`` per method over a shared generator loader."""
 
 from .base import GANPipeline, GANPipelineOutput
+from .boundary import BoundaryPipeline
+from .ganspace import GANSpacePipeline
 from .sefa import SefaPipeline
 
-__all__ = ["GANPipeline", "GANPipelineOutput", "SefaPipeline"]
+__all__ = ["BoundaryPipeline", "GANPipeline", "GANPipelineOutput", "GANSpacePipeline", "SefaPipeline"]

@@ -102,9 +102,12 @@ class GANPipeline(DiffusionPipeline):
         64
         """
         folder, source = resolve_folder(
-            pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir, token=token,
+            pretrained_model_name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
             local_files_only=local_files_only,
-        )  # fmt: skip
+        )
         if not (folder / "model_index.json").is_file():
             raise ValueError(
                 f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} is not a GAN pipeline "
@@ -135,12 +138,20 @@ class GANPipeline(DiffusionPipeline):
         g = self.generator
         cfg = g.config
         return render_card(
-            "model_card.md", base_model=self.source.get("repo_id"),
+            "model_card.md",
+            base_model=self.source.get("repo_id"),
             tags=["gan", "sefa-plugin", type(g).__name__.lower().replace("generator", "")],
-            title=f"{type(g).__name__} ({cfg.img_resolution}×{cfg.img_resolution})", class_name=type(g).__name__,
-            img_resolution=cfg.img_resolution, latent_space=g.latent_space, latent_dim=g.latent_dim,
-            num_ws=g.num_ws, description="", preview=preview, provenance=self.provenance(), repo_id=repo_id,
-        )  # fmt: skip
+            title=f"{type(g).__name__} ({cfg.img_resolution}×{cfg.img_resolution})",
+            class_name=type(g).__name__,
+            img_resolution=cfg.img_resolution,
+            latent_space=g.latent_space,
+            latent_dim=g.latent_dim,
+            num_ws=g.num_ws,
+            description="",
+            preview=preview,
+            provenance=self.provenance(),
+            repo_id=repo_id,
+        )
 
     def save_pretrained(
         self,
@@ -186,9 +197,14 @@ class GANPipeline(DiffusionPipeline):
         >>> pipe.push_to_hub("someone/my-gan")  # doctest: +SKIP
         """
         return push_folder(
-            lambda folder: self._write(folder, repo_id=repo_id), repo_id, token=token, private=private,
-            revision=revision, commit_message=commit_message, create_pr=create_pr,
-        )  # fmt: skip
+            lambda folder: self._write(folder, repo_id=repo_id),
+            repo_id,
+            token=token,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+            create_pr=create_pr,
+        )
 
     # ------------------------------------------------------------------ latents
     def _base_latents(
@@ -289,8 +305,9 @@ class GANPipeline(DiffusionPipeline):
         if not strengths or any(not math.isfinite(s) for s in strengths):
             raise ValueError(f"`strengths` must be a non-empty list of finite numbers, got {strengths}.")
         # 1. Base latents (after truncation).
-        base, seed_list = self._base_latents(seeds, num_images, generator, truncation_psi, truncation_cutoff,
-                                             class_label)  # fmt: skip
+        base, seed_list = self._base_latents(
+            seeds, num_images, generator, truncation_psi, truncation_cutoff, class_label
+        )
         # 2. Edit: every base latent at every strength, seed-major.
         edit_layers = None
         if directions is not None:
@@ -354,4 +371,3 @@ class GANPipeline(DiffusionPipeline):
         for i in indices:
             rows += self(seeds=[seed], directions=directions, index=int(i), strengths=strengths, **call_kwargs).images
         return make_grid(rows, nrow=len(strengths))
-

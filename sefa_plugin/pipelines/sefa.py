@@ -58,7 +58,12 @@ class SefaPipeline(GANPipeline):
         k = g.latent_dim if num_directions is None else num_directions
         vectors, values = sefa_factorize(g.latent_weights(idx), normalize=normalize, num_directions=k)
         return Directions(
-            vectors=vectors, values=values, method="sefa", latent_space=g.latent_space, layers=idx,
-            strength_range=strength_range, base_model=self.provenance(),
+            vectors=vectors,
+            values=values,
+            method="sefa",
+            latent_space=g.latent_space,
+            layers=idx,
+            strength_range=strength_range,
+            base_model=self.provenance(),
             extra={"normalize": bool(normalize), "layers_spec": str(layers)},
-        )  # fmt: skip
+        )

@@ -90,9 +90,13 @@ class TrainingConfig:
 def build_generator(cfg: TrainingConfig) -> StyleGAN2Generator:
     """The generator described by a training configuration."""
     return StyleGAN2Generator(
-        z_dim=cfg.z_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution, channel_base=cfg.channel_base,
-        channel_max=cfg.channel_max, mapping_layers=cfg.mapping_layers,
-    )  # fmt: skip
+        z_dim=cfg.z_dim,
+        w_dim=cfg.w_dim,
+        img_resolution=cfg.resolution,
+        channel_base=cfg.channel_base,
+        channel_max=cfg.channel_max,
+        mapping_layers=cfg.mapping_layers,
+    )
 
 
 def _save_atomic(obj: dict, path: Path) -> None:

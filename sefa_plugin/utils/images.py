@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .files import default_file_mode
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``[N, C, H, W]`` in [-1, 1] → ``[N, H, W, C]`` uint8."""
@@ -61,6 +63,7 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike, what: str = "
     path, tmp = _atomic_target(path, what)
     try:
         image.save(tmp, format=save_kwargs.pop("format", None) or _format_for(path), **save_kwargs)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -88,6 +91,7 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, duration_ms
     path, tmp = _atomic_target(path, what)
     try:
         seq[0].save(tmp, format="GIF", save_all=True, append_images=seq[1:], duration=duration_ms, loop=0)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

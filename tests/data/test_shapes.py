@@ -27,8 +27,17 @@ def test_factors_in_range():
 
 
 def _scene(**overrides) -> np.ndarray:
-    base = dict(background_hue=0.6, object_hue=0.0, shape=1, scale=0.15, rotation=0.0, x=0.5, y=0.5,
-                lighting=1.0, floor_height=0.3)  # fmt: skip
+    base = dict(
+        background_hue=0.6,
+        object_hue=0.0,
+        shape=1,
+        scale=0.15,
+        rotation=0.0,
+        x=0.5,
+        y=0.5,
+        lighting=1.0,
+        floor_height=0.3,
+    )
     base.update(overrides)
     return np.array([[base[n] for n in FACTOR_NAMES]])
 

@@ -17,7 +17,11 @@ from sefa_plugin.directions.container import DIRECTIONS_FILE
 def make_directions(k: int = 3, d: int = 6) -> Directions:
     q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(0)))
     return Directions(
-        vectors=q[:k], values=torch.arange(k, 0, -1).float(), method="sefa", latent_space="w+", layers=[0, 2],
+        vectors=q[:k],
+        values=torch.arange(k, 0, -1).float(),
+        method="sefa",
+        latent_space="w+",
+        layers=[0, 2],
         base_model={"repo_id": "org/gan", "revision": "a" * 40, "weights_sha256": "b" * 64},
     )
 

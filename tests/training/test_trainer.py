@@ -10,8 +10,18 @@ import torch
 from sefa_plugin import SefaPipeline, StyleGAN2Generator
 from sefa_plugin.training import Discriminator, Trainer, TrainingConfig
 
-TINY = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16, batch_size=4,
-            r1_interval=2, pl_weight=2.0, pl_interval=2)  # fmt: skip
+TINY = dict(
+    resolution=16,
+    z_dim=16,
+    w_dim=16,
+    mapping_layers=2,
+    channel_base=128,
+    channel_max=16,
+    batch_size=4,
+    r1_interval=2,
+    pl_weight=2.0,
+    pl_interval=2,
+)
 
 
 def test_discriminator_shapes():
