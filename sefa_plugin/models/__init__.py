@@ -1,6 +1,8 @@
 """GAN generator families, one file each, all implementing :class:`EditableGenerator`."""
 
+from .dcgan import DCGANGenerator
 from .interface import LATENT_SPACES, EditableGenerator
+from .pggan import PGGANGenerator
 from .stylegan2 import StyleGAN2Generator
 
-__all__ = ["LATENT_SPACES", "EditableGenerator", "StyleGAN2Generator"]
+__all__ = ["LATENT_SPACES", "DCGANGenerator", "EditableGenerator", "PGGANGenerator", "StyleGAN2Generator"]
