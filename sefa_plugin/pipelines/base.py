@@ -118,7 +118,16 @@ class GANPipeline(DiffusionPipeline):
                 f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} has no `generator/` "
                 f"component: it is not a sefa_plugin GAN pipeline."
             )
-        pipe = super().from_pretrained(str(folder), **kwargs)
+        # Run-time weights are safetensors only: never let diffusers fall back to a pickled .bin file.
+        if kwargs.setdefault("use_safetensors", True) is not True:
+            raise ValueError("`use_safetensors` must be True: sefa_plugin loads weights from safetensors only.")
+        try:
+            pipe = super().from_pretrained(str(folder), **kwargs)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise OSError(
+                f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}: the generator cannot be "
+                f"loaded; its weights are missing or corrupt ({err})"
+            ) from err
         pipe.source = source
         return pipe
 

@@ -1,0 +1,135 @@
+"""Convert third-party GAN checkpoints to our diffusers-style generators, without running their code.
+
+Supported formats (:data:`FORMATS`):
+
+* ``"nvidia"``: NVIDIA StyleGAN2 network pickles from stylegan2-ada-pytorch or stylegan3
+  (``networks_stylegan2``), read by a restricted unpickler (:mod:`.safe_unpickler`) that never executes
+  the source code NVIDIA pickles alongside the weights. See :func:`convert_nvidia_pickle`.
+* ``"rosinality"``: rosinality/stylegan2-pytorch ``.pt`` checkpoints, loaded with
+  ``torch.load(weights_only=True)``. See :func:`convert_rosinality`.
+
+Example:
+
+>>> from sefa_plugin.convert import convert_checkpoint
+>>> g = convert_checkpoint("network-snapshot-025000.pkl")  # doctest: +SKIP
+>>> g.save_pretrained("my-stylegan2")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickletools
+import zipfile
+from typing import IO
+
+from ..models.stylegan2 import StyleGAN2Generator
+from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
+from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
+from .safe_unpickler import (
+    NVIDIA_PERSISTENT_GLOBAL,
+    ZIP_MAGIC,
+    PersistentRecord,
+    UnsafePickleError,
+    safe_load,
+)
+
+__all__ = [
+    "FORMATS",
+    "PersistentRecord",
+    "UnsafePickleError",
+    "convert_checkpoint",
+    "convert_nvidia_pickle",
+    "convert_nvidia_record",
+    "convert_rosinality",
+    "convert_rosinality_state_dict",
+    "detect_format",
+    "nvidia_generator_config",
+    "rosinality_key_map",
+    "safe_load",
+]
+
+#: Checkpoint formats :func:`convert_checkpoint` understands.
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality")
+
+# A legacy torch.save stream is 4 pickles (magic, protocol, sys_info, object) before the raw storage data.
+_MAX_PICKLES = 4
+
+
+def _pickle_streams(data: bytes) -> list[bytes]:
+    """The pickle program(s) whose opcodes describe the checkpoint's top-level object."""
+    if data[:4] == ZIP_MAGIC:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return [archive.read(n) for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
+    return [data]
+
+
+def _pickle_strings(data: bytes) -> set[str]:
+    """Every string constant and global name in the leading pickles of `data`, read without unpickling."""
+    found: set[str] = set()
+    for stream in _pickle_streams(data):
+        file = io.BytesIO(stream)
+        for _ in range(_MAX_PICKLES):
+            if file.tell() >= len(stream):
+                break
+            try:
+                for opcode, arg, _pos in pickletools.genops(file):
+                    if isinstance(arg, str):
+                        found.add(arg)
+                        if opcode.name == "GLOBAL":  # "module name" (protocols <= 3)
+                            found.add(arg.replace(" ", "."))
+            except ValueError:  # raw storage bytes after the last pickle, or a truncated file
+                break
+    return found
+
+
+def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
+    """Tell which of :data:`FORMATS` a checkpoint is in, from its pickle opcodes (nothing is unpickled).
+
+    An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
+    ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``).
+
+    Raises:
+        ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
+    """
+    if isinstance(src, bytes | bytearray):
+        data = bytes(src)
+    elif isinstance(src, str | os.PathLike):
+        with open(src, "rb") as handle:
+            data = handle.read()
+    else:
+        data = src.read()
+    strings = _pickle_strings(data)
+    persistence = NVIDIA_PERSISTENT_GLOBAL in strings or "_reconstruct_persistent_obj" in strings
+    if "G_ema" in strings and persistence:
+        return "nvidia"
+    if "g_ema" in strings or {"style.1.weight", "conv1.conv.weight"} <= strings:
+        return "rosinality"
+    raise ValueError(
+        f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
+        f"pass `format=` as one of {FORMATS}."
+    )
+
+
+def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> StyleGAN2Generator:
+    """Convert a third-party StyleGAN2 checkpoint to a :class:`~sefa_plugin.models.StyleGAN2Generator`.
+
+    Args:
+        src: Path of the checkpoint.
+        format: One of :data:`FORMATS`, or None to detect it with :func:`detect_format`.
+
+    Returns:
+        The generator in eval mode, on the CPU, in float32 (``save_pretrained`` writes it as a diffusers
+        model folder).
+
+    Raises:
+        ValueError: `format` is not one of :data:`FORMATS`, or the checkpoint does not match it.
+        UnsafePickleError: The checkpoint names a global outside the allow-list (nothing was executed).
+    """
+    if format is None:
+        format = detect_format(src)
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS} (or None to detect it), got {format!r}.")
+    if format == "nvidia":
+        return convert_nvidia_pickle(src)
+    return convert_rosinality(src)

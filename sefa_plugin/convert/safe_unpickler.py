@@ -1,0 +1,586 @@
+"""Load PyTorch checkpoints and NVIDIA network pickles without executing anything they contain.
+
+A pickle is a small program: every ``GLOBAL`` it names is imported and may be called with arguments the
+file chooses (``os.system``, ``builtins.eval``, ...). :func:`safe_load` runs that program in a
+:class:`pickle.Unpickler` whose :meth:`~RestrictedUnpickler.find_class` resolves only an explicit
+allow-list (:data:`ALLOWED_GLOBALS`) of inert constructors: tensors, parameters, storages, ``OrderedDict``,
+sets, numpy arrays/scalars of non-object dtypes. Any other global raises :class:`UnsafePickleError`
+*before* it is imported or called.
+
+Supported containers (detected from the bytes, never from the file name):
+
+* **zip** ``torch.save`` files (PyTorch >= 1.6): ``<archive>/data.pkl`` is unpickled with the
+  restricted unpickler; tensor storages are pickled as *persistent ids*
+  ``("storage", storage_type, key, location, numel)`` and read from ``<archive>/data/<key>``, exactly as
+  ``torch.serialization`` does, but through our own ``persistent_load``.
+* **legacy** ``torch.save`` files (``_use_new_zipfile_serialization=False``): a magic number, a protocol
+  version, a ``sys_info`` dict, the object pickle (same persistent ids, with a trailing ``view_metadata``
+  that must be ``None``), the list of storage keys, then per key an int64 element count and raw bytes.
+* **plain pickles** such as NVIDIA's ``network-snapshot-*.pkl`` (stylegan2-ada-pytorch / stylegan3),
+  written with ``pickle.dump``. There, each tensor storage is reduced to
+  ``torch.storage._load_from_bytes(<legacy torch.save bytes>)``, which we map to our legacy reader.
+
+NVIDIA's networks are pickled through ``torch_utils.persistence``: every network object is reduced to
+``torch_utils.persistence._reconstruct_persistent_obj(meta)``, where ``meta`` holds ``type``
+(``"class"``), ``version``, ``module_src`` (the *source code* of the module defining the class, which
+NVIDIA's loader ``exec``-utes), ``class_name`` and ``state`` (the object's ``__dict__``: ``_parameters``,
+``_buffers``, ``_modules``, ``_init_args``, ``_init_kwargs``, plain attributes). We map that global to
+:func:`_reconstruct_persistent_record`, which returns an inert :class:`PersistentRecord` and only ever
+hashes ``module_src``. ``dnnlib.EasyDict`` (used in NVIDIA's ``init_kwargs``) maps to :class:`AttrDict`.
+
+Why not ``torch.load(weights_only=True)``? It handles the zip and legacy formats, but NVIDIA's files are
+plain pickles that ``torch.load`` cannot open at all, and the nested ``_load_from_bytes`` blobs plus the
+persistence hook would need process-wide ``add_safe_globals`` registrations. One restricted unpickler
+with one allow-list covers all three containers, and never reaches ``torch.load``'s TorchScript dispatch
+or its legacy "container source" checks. (The rosinality converter, whose files are ordinary
+``torch.save`` checkpoints, does use ``torch.load(weights_only=True)``.)
+
+Example:
+
+>>> import io, pickle, torch
+>>> from sefa_plugin.convert.safe_unpickler import safe_load
+>>> safe_load(io.BytesIO(pickle.dumps({"w": torch.ones(2)})))["w"]
+tensor([1., 1.])
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import hashlib
+import io
+import os
+import pickle
+import struct
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ALLOWED_GLOBALS",
+    "NVIDIA_PERSISTENT_GLOBAL",
+    "AttrDict",
+    "PersistentRecord",
+    "RestrictedUnpickler",
+    "UnsafePickleError",
+    "safe_load",
+]
+
+#: ``torch.save``'s legacy-format magic number (``torch.serialization.MAGIC_NUMBER``).
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+#: ``torch.save``'s legacy-format protocol version.
+LEGACY_PROTOCOL_VERSION = 1001
+ZIP_MAGIC = b"PK\x03\x04"
+#: The global NVIDIA's ``torch_utils.persistence`` reduces every persistent network object to.
+NVIDIA_PERSISTENT_GLOBAL = "torch_utils.persistence._reconstruct_persistent_obj"
+# `state` entries of a torch.nn.Module that are bookkeeping, not weights or configuration.
+_MODULE_BOOKKEEPING = ("training", "_non_persistent_buffers_set", "_is_full_backward_hook")
+
+Source = str | os.PathLike | bytes | IO[bytes]
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle names a global outside the allow-list; nothing from it was imported or called.
+
+    Attributes:
+        global_name: The refused global, as ``"module.name"``.
+    """
+
+    def __init__(self, global_name: str, reason: str | None = None) -> None:
+        self.global_name = global_name
+        message = f"Refusing to load global {global_name!r}: " + (
+            reason
+            or "it is not on the allow-list of sefa_plugin.convert.safe_unpickler (only tensors, "
+            "parameters, storages, OrderedDicts, primitive containers and numpy arrays/scalars are rebuilt)."
+        )
+        super().__init__(message)
+
+
+class AttrDict(dict):
+    """Inert stand-in for NVIDIA's ``dnnlib.EasyDict``: a dict whose keys are also attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class PersistentRecord:
+    """Inert description of one NVIDIA ``torch_utils.persistence`` object (nothing is instantiated).
+
+    Attributes:
+        class_name: ``meta["class_name"]``, e.g. ``"Generator"`` or ``"SynthesisLayer"``.
+        version: ``meta["version"]`` of NVIDIA's persistence format.
+        module_src_sha256: SHA-256 of the pickled module source (the source itself is dropped unread).
+        init_args: Positional constructor arguments recorded by the persistence decorator.
+        init_kwargs: Keyword constructor arguments recorded by the persistence decorator.
+        parameters: ``_parameters`` (name to tensor, or None for an absent bias).
+        buffers: ``_buffers`` (name to tensor, or None).
+        non_persistent_buffers: Buffer names excluded from :meth:`state_dict`.
+        modules: ``_modules``: child records (or None).
+        attributes: The other plain attributes of the object's ``__dict__`` (hooks and bookkeeping omitted).
+    """
+
+    class_name: str
+    version: int | None = None
+    module_src_sha256: str | None = None
+    init_args: tuple = ()
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    buffers: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    non_persistent_buffers: frozenset[str] = frozenset()
+    modules: dict[str, PersistentRecord | None] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def named_records(self, prefix: str = "") -> Iterator[tuple[str, PersistentRecord]]:
+        """Yield ``(dotted_name, record)`` for this record and every descendant, parents first."""
+        yield prefix, self
+        for name, child in self.modules.items():
+            if child is not None:
+                yield from child.named_records(f"{prefix}.{name}" if prefix else name)
+
+    def get(self, path: str) -> PersistentRecord:
+        """The descendant at dotted `path` (``""`` is this record).
+
+        Raises:
+            KeyError: naming the first missing component.
+        """
+        record = self
+        for part in filter(None, path.split(".")):
+            child = record.modules.get(part)
+            if child is None:
+                raise KeyError(f"{record.class_name} record has no child module {part!r} (path {path!r}).")
+            record = child
+        return record
+
+    def state_dict(self) -> OrderedDict[str, torch.Tensor]:
+        """Parameters and persistent buffers of the whole tree, keyed like ``nn.Module.state_dict``."""
+        out: OrderedDict[str, torch.Tensor] = OrderedDict()
+        for prefix, record in self.named_records():
+            dot = f"{prefix}." if prefix else ""
+            for name, tensor in record.parameters.items():
+                if tensor is not None:
+                    out[dot + name] = tensor.detach()
+            for name, tensor in record.buffers.items():
+                if tensor is not None and name not in record.non_persistent_buffers:
+                    out[dot + name] = tensor
+        return out
+
+
+# ----------------------------------------------------------------------------------------- rebuilders
+@dataclass(frozen=True)
+class _StorageType:
+    """What a storage class global (``torch.FloatStorage`` ...) resolves to: just its dtype."""
+
+    name: str
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class _LoadedStorage:
+    """A storage read from a checkpoint: an untyped byte storage plus the dtype it holds."""
+
+    untyped: torch.UntypedStorage
+    dtype: torch.dtype
+
+
+_STORAGE_DTYPES: dict[str, torch.dtype] = {
+    "DoubleStorage": torch.float64,
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "ComplexFloatStorage": torch.complex64,
+    "ComplexDoubleStorage": torch.complex128,
+    "UntypedStorage": torch.uint8,
+}
+
+
+_DTYPE_NAMES = (
+    "float16", "float32", "float64", "bfloat16", "half", "float", "double", "complex64", "complex128",
+    "cfloat", "cdouble", "uint8", "int8", "int16", "int32", "int64", "short", "int", "long", "bool",
+)  # fmt: skip
+
+
+def _element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _check_hooks(hooks: Any, where: str) -> None:
+    if hooks:  # an OrderedDict of callables; real checkpoints always have none
+        raise UnsafePickleError(f"torch._utils.{where}", "tensors with backward hooks are not rebuilt.")
+
+
+def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any) -> torch.Tensor:
+    if not isinstance(storage, _LoadedStorage):
+        raise pickle.UnpicklingError(f"Tensor storage must come from the checkpoint, got {type(storage)}.")
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride) or not all(isinstance(v, int) and v >= 0 for v in (storage_offset, *size, *stride)):
+        raise pickle.UnpicklingError(f"Invalid tensor geometry: offset {storage_offset}, size {size}, stride {stride}.")
+    # `Tensor.set_` does not check the geometry against the storage: an out-of-bounds view would read
+    # (or later write) foreign memory, so check it here.
+    if all(size):
+        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+        if (last + 1) * _element_size(storage.dtype) > storage.untyped.nbytes():
+            raise pickle.UnpicklingError(
+                f"Tensor of size {size}, stride {stride}, offset {storage_offset} does not fit its storage "
+                f"of {storage.untyped.nbytes()} bytes."
+            )
+    return torch.empty((0,), dtype=storage.dtype).set_(storage.untyped, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v1(storage: Any, storage_offset: int, size: Any, stride: Any) -> torch.Tensor:
+    return _rebuild_tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v2(
+    storage: Any,
+    storage_offset: int,
+    size: Any,
+    stride: Any,
+    requires_grad: bool,
+    backward_hooks: Any,
+    metadata: Any = None,
+) -> torch.Tensor:
+    _check_hooks(backward_hooks, "_rebuild_tensor_v2")
+    tensor = _rebuild_tensor(storage, storage_offset, size, stride)
+    if requires_grad and tensor.is_floating_point():
+        tensor.requires_grad_(True)
+    return tensor
+
+
+def _rebuild_tensor_v3(
+    storage: Any,
+    storage_offset: int,
+    size: Any,
+    stride: Any,
+    requires_grad: bool,
+    backward_hooks: Any,
+    dtype: Any,
+    metadata: Any = None,
+) -> torch.Tensor:
+    if not isinstance(dtype, torch.dtype) or not isinstance(storage, _LoadedStorage):
+        raise pickle.UnpicklingError("_rebuild_tensor_v3 needs a checkpoint storage and a torch.dtype.")
+    storage = _LoadedStorage(storage.untyped, dtype)
+    return _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks)
+
+
+def _rebuild_parameter(data: Any, requires_grad: bool, backward_hooks: Any) -> torch.nn.Parameter:
+    _check_hooks(backward_hooks, "_rebuild_parameter")
+    if not isinstance(data, torch.Tensor):
+        raise pickle.UnpicklingError(f"Parameter data must be a tensor, got {type(data)}.")
+    return torch.nn.Parameter(data.detach(), requires_grad=bool(requires_grad))
+
+
+def _rebuild_parameter_with_state(
+    data: Any, requires_grad: bool, backward_hooks: Any, state: Any
+) -> torch.nn.Parameter:
+    if state:
+        raise UnsafePickleError(
+            "torch._utils._rebuild_parameter_with_state", "parameters carrying extra Python state are not rebuilt."
+        )
+    return _rebuild_parameter(data, requires_grad, backward_hooks)
+
+
+def _codecs_encode(obj: Any, encoding: str = "utf-8") -> bytes:
+    """Protocol-2 pickles store ``bytes`` as ``_codecs.encode(str, "latin1")``."""
+    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError("_codecs.encode", "only the latin-1 bytes encoding of protocol-2 pickles is allowed.")
+    return obj.encode("latin1")
+
+
+def _numpy_dtype(obj: Any, align: bool = False, copy: bool = False) -> np.dtype:
+    dtype = np.dtype(obj, align=bool(align), copy=bool(copy))
+    if dtype.hasobject:
+        raise UnsafePickleError("numpy.dtype", "numpy object dtypes are not rebuilt.")
+    return dtype
+
+
+def _numpy_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """``numpy.core.multiarray._reconstruct``: an empty ndarray that the following BUILD fills."""
+    if subtype is not np.ndarray:
+        raise UnsafePickleError("numpy.core.multiarray._reconstruct", "only plain numpy.ndarray is rebuilt.")
+    return np.ndarray(tuple(shape), dtype=_numpy_dtype(dtype))
+
+
+def _numpy_frombuffer(buffer: Any, dtype: Any, shape: Any, order: str = "C") -> np.ndarray:
+    """``numpy._core.numeric._frombuffer``: how numpy pickles arrays with protocol 5."""
+    dtype = _numpy_dtype(dtype)
+    if not isinstance(buffer, bytes | bytearray | pickle.PickleBuffer) or order not in ("C", "F"):
+        raise UnsafePickleError("numpy._core.numeric._frombuffer", "only in-band byte buffers are rebuilt.")
+    return np.frombuffer(bytes(buffer), dtype=dtype).reshape(tuple(shape), order=order).copy()
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+        raise UnsafePickleError("numpy.core.multiarray.scalar", "only non-object numpy scalars are rebuilt.")
+    if len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"numpy scalar of {dtype} needs {dtype.itemsize} bytes, got {len(data)}.")
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+def _load_from_bytes(data: Any) -> _LoadedStorage:
+    """``torch.storage._load_from_bytes``: a storage serialised as a nested legacy ``torch.save`` blob."""
+    if not isinstance(data, bytes | bytearray):
+        raise pickle.UnpicklingError(f"torch.storage._load_from_bytes expects bytes, got {type(data)}.")
+    result = _load_legacy(io.BytesIO(data))
+    if not isinstance(result, _LoadedStorage):
+        raise pickle.UnpicklingError("A nested torch.storage._load_from_bytes blob did not hold a storage.")
+    return result
+
+
+def _reconstruct_persistent_record(meta: Any) -> PersistentRecord:
+    """Stand-in for NVIDIA's ``_reconstruct_persistent_obj``: describe the object, never build it.
+
+    ``meta["module_src"]`` is hashed, not executed, imported or otherwise interpreted.
+    """
+    if not isinstance(meta, dict):
+        raise pickle.UnpicklingError(f"{NVIDIA_PERSISTENT_GLOBAL} expects a meta dict, got {type(meta)}.")
+    if meta.get("type") != "class" or not isinstance(meta.get("class_name"), str):
+        raise pickle.UnpicklingError(
+            f"{NVIDIA_PERSISTENT_GLOBAL}: unsupported meta (type={meta.get('type')!r}, "
+            f"class_name={meta.get('class_name')!r})."
+        )
+    src = meta.get("module_src")
+    digest = hashlib.sha256(src.encode("utf-8")).hexdigest() if isinstance(src, str) else None
+    state = meta.get("state")
+    if not isinstance(state, dict):
+        raise pickle.UnpicklingError(f"{NVIDIA_PERSISTENT_GLOBAL}: `state` of {meta['class_name']} is not a dict.")
+    state = dict(state)
+
+    def pop_mapping(key: str, allowed: tuple[type, ...]) -> dict[str, Any]:
+        value = state.pop(key, None) or {}
+        if not isinstance(value, dict) or not all(v is None or isinstance(v, allowed) for v in value.values()):
+            raise pickle.UnpicklingError(f"{meta['class_name']}.{key} holds unexpected values.")
+        return dict(value)
+
+    parameters = pop_mapping("_parameters", (torch.Tensor,))
+    buffers = pop_mapping("_buffers", (torch.Tensor,))
+    modules = pop_mapping("_modules", (PersistentRecord,))
+    non_persistent = frozenset(state.get("_non_persistent_buffers_set") or ())
+    init_args = state.pop("_init_args", ()) or ()
+    init_kwargs = state.pop("_init_kwargs", {}) or {}
+    attributes = {
+        k: v for k, v in state.items() if k not in _MODULE_BOOKKEEPING and not (k.startswith("_") and "hooks" in k)
+    }
+    return PersistentRecord(
+        class_name=meta["class_name"],
+        version=meta.get("version"),
+        module_src_sha256=digest,
+        init_args=tuple(init_args),
+        init_kwargs=dict(init_kwargs),
+        parameters=parameters,
+        buffers=buffers,
+        non_persistent_buffers=non_persistent,
+        modules=modules,
+        attributes=attributes,
+    )
+
+
+def _build_allowed_globals() -> dict[str, Any]:
+    allowed: dict[str, Any] = {
+        "collections.OrderedDict": OrderedDict,
+        "builtins.set": set,
+        "builtins.frozenset": frozenset,
+        "builtins.bytearray": bytearray,
+        "builtins.complex": complex,
+        "_codecs.encode": _codecs_encode,
+        "torch.Size": torch.Size,
+        "torch.device": torch.device,
+        "torch._utils._rebuild_tensor": _rebuild_tensor_v1,
+        "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+        "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+        "torch._utils._rebuild_parameter": _rebuild_parameter,
+        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
+        "torch.storage._load_from_bytes": _load_from_bytes,
+        "numpy.ndarray": np.ndarray,
+        "numpy.dtype": _numpy_dtype,
+        NVIDIA_PERSISTENT_GLOBAL: _reconstruct_persistent_record,
+        "dnnlib.EasyDict": AttrDict,
+        "dnnlib.util.EasyDict": AttrDict,
+    }
+    for module in ("numpy.core", "numpy._core"):
+        allowed[f"{module}.multiarray._reconstruct"] = _numpy_reconstruct
+        allowed[f"{module}.multiarray.scalar"] = _numpy_scalar
+        allowed[f"{module}.numeric._frombuffer"] = _numpy_frombuffer
+    for name, dtype in _STORAGE_DTYPES.items():
+        for module in ("torch", "torch.cuda", "torch.storage"):
+            allowed[f"{module}.{name}"] = _StorageType(name, dtype)
+    for name in _DTYPE_NAMES:  # dtypes pickle as plain globals, e.g. `torch.float16`
+        if isinstance(getattr(torch, name, None), torch.dtype):
+            allowed[f"torch.{name}"] = getattr(torch, name)
+    return allowed
+
+
+#: Every global a checkpoint may name, as ``"module.name"``, and the inert object it resolves to.
+ALLOWED_GLOBALS: dict[str, Any] = _build_allowed_globals()
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """:class:`pickle.Unpickler` that resolves globals only from :data:`ALLOWED_GLOBALS`.
+
+    Args:
+        file: Binary stream positioned at a pickle.
+        persistent_load: Callable resolving persistent ids (tensor storages); None refuses them.
+    """
+
+    def __init__(self, file: IO[bytes], persistent_load: Callable[[Any], Any] | None = None) -> None:
+        super().__init__(file)
+        self._persistent_load = persistent_load
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Python-2 era names (protocol <= 2 pickles), e.g. `__builtin__.set` -> `builtins.set`.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        key = f"{module}.{name}"
+        try:
+            return ALLOWED_GLOBALS[key]
+        except KeyError:
+            raise UnsafePickleError(key) from None
+        except TypeError:  # unhashable/odd names
+            raise UnsafePickleError(repr((module, name))) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self._persistent_load is None:
+            raise pickle.UnpicklingError(f"Unexpected persistent id {pid!r} in a plain pickle.")
+        return self._persistent_load(pid)
+
+
+# ----------------------------------------------------------------------------------------- containers
+def _storage_from_pid(pid: Any, expected_len: int) -> tuple[str, torch.dtype, int]:
+    """Validate a ``("storage", storage_type, key, location, numel[, view_metadata])`` persistent id."""
+    if not isinstance(pid, tuple) or len(pid) != expected_len:
+        raise pickle.UnpicklingError(f"Unsupported persistent id {pid!r}.")
+    typename = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
+    if typename != "storage":
+        raise UnsafePickleError(f"persistent id {typename!r}", "only tensor storages may be persistent ids.")
+    storage_type, key, _location, numel = pid[1:5]
+    if not isinstance(storage_type, _StorageType):
+        raise pickle.UnpicklingError(f"Persistent storage id names {storage_type!r}, not a storage type.")
+    if not isinstance(numel, int) or numel < 0:
+        raise pickle.UnpicklingError(f"Invalid storage size {numel!r} for storage {key!r}.")
+    return str(key), storage_type.dtype, numel
+
+
+def _storage_from_bytes(raw: bytes | bytearray) -> torch.UntypedStorage:
+    buffer = bytearray(raw)  # a private, writable copy; the storage keeps a reference to it
+    if not buffer:
+        return torch.UntypedStorage(0)
+    return torch.frombuffer(buffer, dtype=torch.uint8).untyped_storage()
+
+
+def _load_zip(file: IO[bytes]) -> Any:
+    with zipfile.ZipFile(file) as archive:
+        names = archive.namelist()
+        pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
+        if len(pkl) != 1:
+            raise ValueError(f"Not a torch.save zip archive (found {len(pkl)} '<archive>/data.pkl' records).")
+        prefix = pkl[0][: -len("data.pkl")]
+        if f"{prefix}constants.pkl" in names:
+            raise ValueError("This zip archive is a TorchScript module (it holds code); it is not loaded.")
+        byteorder = f"{prefix}byteorder"
+        if byteorder in names and archive.read(byteorder).decode() != "little":
+            raise ValueError("Big-endian torch.save archives are not supported.")
+        cache: dict[str, _LoadedStorage] = {}
+
+        def persistent_load(pid: Any) -> _LoadedStorage:
+            key, dtype, numel = _storage_from_pid(pid, 5)
+            if key not in cache:
+                record = f"{prefix}data/{key}"
+                if record not in names:
+                    raise pickle.UnpicklingError(f"Storage record {record!r} is missing from the archive.")
+                raw = archive.read(record)
+                if len(raw) != numel * _element_size(dtype):
+                    raise pickle.UnpicklingError(f"Storage {key!r} holds {len(raw)} bytes, expected {numel} x {dtype}.")
+                cache[key] = _LoadedStorage(_storage_from_bytes(raw), dtype)
+            return cache[key]
+
+        return RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), persistent_load).load()
+
+
+def _load_legacy(file: IO[bytes], magic_checked: bool = False) -> Any:
+    """Read the legacy (non-zip) ``torch.save`` layout from `file`."""
+    if not magic_checked and RestrictedUnpickler(file).load() != LEGACY_MAGIC_NUMBER:
+        raise pickle.UnpicklingError("Invalid magic number: not a legacy torch.save stream.")
+    protocol = RestrictedUnpickler(file).load()
+    if protocol != LEGACY_PROTOCOL_VERSION:
+        raise pickle.UnpicklingError(f"Unsupported legacy torch.save protocol version {protocol!r}.")
+    sys_info = RestrictedUnpickler(file).load()
+    if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
+        raise ValueError("Big-endian legacy torch.save files are not supported.")
+    storages: dict[str, _LoadedStorage] = {}
+    pending: dict[str, tuple[torch.dtype, int]] = {}
+
+    def persistent_load(pid: Any) -> _LoadedStorage:
+        key, dtype, numel = _storage_from_pid(pid, 6)
+        if pid[5] is not None:
+            raise pickle.UnpicklingError("Storage views (files from PyTorch < 1.0) are not supported.")
+        if key not in storages:
+            storages[key] = _LoadedStorage(torch.UntypedStorage(numel * _element_size(dtype)), dtype)
+            pending[key] = (dtype, numel)
+        return storages[key]
+
+    result = RestrictedUnpickler(file, persistent_load).load()
+    keys = RestrictedUnpickler(file).load()
+    if not isinstance(keys, list):
+        raise pickle.UnpicklingError("Malformed legacy torch.save stream: storage key list missing.")
+    for key in keys:
+        if key not in pending:
+            raise pickle.UnpicklingError(f"Legacy torch.save stream lists unknown storage key {key!r}.")
+        dtype, numel = pending.pop(key)
+        header = file.read(8)
+        if len(header) != 8 or struct.unpack("<q", header)[0] != numel:
+            raise pickle.UnpicklingError(f"Storage {key!r}: size header does not match {numel} elements.")
+        nbytes = numel * _element_size(dtype)
+        raw = file.read(nbytes)
+        if len(raw) != nbytes:
+            raise pickle.UnpicklingError(f"Storage {key!r} is truncated ({len(raw)} of {nbytes} bytes).")
+        if nbytes:
+            target = torch.empty((0,), dtype=torch.uint8).set_(storages[key].untyped)
+            target.copy_(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+    if pending:
+        raise pickle.UnpicklingError(f"Legacy torch.save stream has no data for storages {sorted(pending)}.")
+    return result
+
+
+def safe_load(src: Source) -> Any:
+    """Load a ``torch.save`` file (zip or legacy) or a plain pickle, allowing only inert globals.
+
+    Tensors are rebuilt on the CPU. NVIDIA persistent objects come back as :class:`PersistentRecord`,
+    ``dnnlib.EasyDict`` as :class:`AttrDict`.
+
+    Args:
+        src: A path, the file's bytes, or a binary stream.
+
+    Raises:
+        UnsafePickleError: The file names a global outside :data:`ALLOWED_GLOBALS` (nothing was run).
+        pickle.UnpicklingError: The file is malformed.
+        ValueError: The container is unsupported (TorchScript archive, big-endian data).
+    """
+    if isinstance(src, bytes | bytearray):
+        file: IO[bytes] = io.BytesIO(src)
+    elif isinstance(src, str | os.PathLike):
+        with open(src, "rb") as handle:
+            file = io.BytesIO(handle.read())
+    else:
+        file = src
+    start = file.tell()
+    head = file.read(4)
+    file.seek(start)
+    if head == ZIP_MAGIC:
+        return _load_zip(file)
+    first = RestrictedUnpickler(file).load()
+    if isinstance(first, int) and not isinstance(first, bool) and first == LEGACY_MAGIC_NUMBER:
+        return _load_legacy(file, magic_checked=True)
+    return first

@@ -1,0 +1,119 @@
+"""CLI: `sefa factorize`, `sefa edit` (grid + GIF), `sefa push`, `sefa train`, and error reporting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from sefa_plugin import Directions, SefaPipeline, StyleGAN2Generator
+from sefa_plugin.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    g = StyleGAN2Generator(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
+    folder = tmp_path_factory.mktemp("cli-core") / "model"
+    SefaPipeline(generator=g.eval()).save_pretrained(folder)
+    return str(folder)
+
+
+def test_factorize_edit_push(model_dir, tmp_path, hub_env, capsys):
+    out = tmp_path / "dirs"
+    assert main(["factorize", model_dir, "--layers", "0-3", "-k", "4", "--out", str(out)]) == 0
+    d = Directions.from_pretrained(out)
+    assert len(d) == 4 and d.layers == [0, 1, 2, 3] and d.method == "sefa"
+    assert (out / "preview.png").is_file()
+    assert "direction 0: eigenvalue" in capsys.readouterr().out
+
+    grid, gif = tmp_path / "grid.png", tmp_path / "walk.gif"
+    argv = [
+        "edit",
+        model_dir,
+        "--directions",
+        str(out),
+        "--index",
+        "1",
+        "--strengths",
+        "-3",
+        "0",
+        "3",
+        "--seeds",
+        "0",
+        "1",
+        "--out",
+        str(grid),
+        "--gif",
+        str(gif),
+        "--frames",
+        "4",
+    ]
+    assert main(argv) == 0
+    img = Image.open(grid)
+    assert img.size == (3 * 16 + 4 * 2, 2 * 16 + 3 * 2)  # 3 strengths × 2 seeds with 2-px padding
+    anim = Image.open(gif)
+    assert anim.n_frames == 6  # 4 frames forward, 2 back
+
+    assert main(["push", str(out), "tester/cli-dirs", "--token", hub_env.token]) == 0
+    assert "directions.safetensors" in hub_env.server.repo_files("tester/cli-dirs")
+    assert "pushed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["factorize", "{model}", "--layers", "9-1", "--out", "{tmp}/x"], "`layers`"),
+        (["factorize", "{model}", "-k", "99", "--out", "{tmp}/x"], "`num_directions`"),
+        (["factorize", "{tmp}/not-a-model", "--out", "{tmp}/x"], "model_index.json"),
+        (["edit", "{model}", "--directions", "{tmp}/none", "--out", "{tmp}/g.png"], "pretrained_directions"),
+    ],
+)
+def test_errors_name_the_argument(model_dir, tmp_path, capsys, argv, message):
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "none").mkdir()
+    argv = [a.format(model=model_dir, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_edit_rejects_unknown_image_format(model_dir, tmp_path, capsys):
+    out = tmp_path / "dirs"
+    assert main(["factorize", model_dir, "-k", "2", "--out", str(out), "--no-preview"]) == 0
+    assert main(["edit", model_dir, "--directions", str(out), "--out", str(tmp_path / "grid.bmp")]) == 2
+    assert "extension" in capsys.readouterr().err
+    assert not (tmp_path / "grid.bmp").exists()
+
+
+def test_train_command(tmp_path):
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        "--run-dir",
+        str(run),
+        "--iterations",
+        "2",
+        "--resolution",
+        "16",
+        "--batch-size",
+        "4",
+        "--channel-base",
+        "128",
+        "--channel-max",
+        "16",
+        "--z-dim",
+        "16",
+        "--w-dim",
+        "16",
+        "--mapping-layers",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--export",
+        str(tmp_path / "export"),
+        "--device",
+        "cpu",
+    ]
+    assert main(argv) == 0
+    assert (run / "checkpoint.pt").is_file()
+    assert StyleGAN2Generator.from_pretrained(tmp_path / "export").config.img_resolution == 16
