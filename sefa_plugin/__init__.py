@@ -11,7 +11,15 @@ from pathlib import Path as _Path
 
 from .directions.container import Directions, DirectionsMismatchError
 from .models import EditableGenerator, StyleGAN2Generator
-from .pipelines import BoundaryPipeline, GANPipeline, GANPipelineOutput, GANSpacePipeline, SefaPipeline
+from .pipelines import (
+    BoundaryPipeline,
+    GANPipeline,
+    GANPipelineOutput,
+    GANSpacePipeline,
+    LatentDiscoveryOutput,
+    LatentDiscoveryPipeline,
+    SefaPipeline,
+)
 
 _ASSETS = _Path(__file__).resolve().parent / "assets"
 #: The embedded default: a 64×64 StyleGAN2 trained by this project on procedural scenes (a pipeline folder).
@@ -29,6 +37,8 @@ __all__ = [
     "GANPipeline",
     "GANPipelineOutput",
     "GANSpacePipeline",
+    "LatentDiscoveryOutput",
+    "LatentDiscoveryPipeline",
     "SefaPipeline",
     "StyleGAN2Generator",
 ]

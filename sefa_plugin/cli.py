@@ -1,7 +1,7 @@
 """The ``sefa`` command: parses arguments and calls the library.
 
 Sub-commands: ``demo`` (the main job on the embedded model), ``factorize``, ``ganspace``, ``boundary``,
-``import``, ``edit``, ``push``, ``train``. Run ``sefa COMMAND --help`` for each one's options.
+``import``, ``edit``, ``app``, ``push``, ``train``. Run ``sefa COMMAND --help`` for each one's options.
 """
 
 from __future__ import annotations
@@ -274,6 +274,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    """Serve the Gradio editor (``gradio_app/app.py`` of the repository checkout)."""
+    import importlib.util
+
+    app_file = Path(__file__).resolve().parents[1] / "gradio_app" / "app.py"
+    if importlib.util.find_spec("gradio") is None:
+        raise OSError("the editor needs Gradio: pip install 'sefa_plugin[app]'")
+    if not app_file.is_file():
+        raise OSError(f"the editor is gradio_app/app.py of the repository checkout; it is not at {app_file}")
+    spec = importlib.util.spec_from_file_location("sefa_gradio_app", app_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.launch(host=args.host, port=args.port, share=args.share, threads=args.threads)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -403,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", default=None, help="also save an animated walk to this GIF path")
     p.add_argument("--frames", type=int, default=16, help="frames of the GIF walk")
     p.set_defaults(func=_cmd_edit)
+
+    p = sub.add_parser("app", help="open the editor (Gradio) in the browser, embedded model", formatter_class=fmt)
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
+    p.add_argument("--port", type=int, default=None, help="port (default: 7860, or the next free one)")
+    p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs network)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per render (0: torch's default)")
+    p.set_defaults(func=_cmd_app)
 
     p = sub.add_parser("push", help="push a direction folder to the Hub", formatter_class=fmt)
     p.add_argument("directory", help="folder written by `sefa factorize`")

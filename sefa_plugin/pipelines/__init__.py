@@ -3,6 +3,15 @@
 from .base import GANPipeline, GANPipelineOutput
 from .boundary import BoundaryPipeline
 from .ganspace import GANSpacePipeline
+from .latent_discovery import LatentDiscoveryOutput, LatentDiscoveryPipeline
 from .sefa import SefaPipeline
 
-__all__ = ["BoundaryPipeline", "GANPipeline", "GANPipelineOutput", "GANSpacePipeline", "SefaPipeline"]
+__all__ = [
+    "BoundaryPipeline",
+    "GANPipeline",
+    "GANPipelineOutput",
+    "GANSpacePipeline",
+    "LatentDiscoveryOutput",
+    "LatentDiscoveryPipeline",
+    "SefaPipeline",
+]

@@ -287,7 +287,8 @@ class BoundaryPipeline(GANPipeline):
             extra={
                 "ratio": float(ratio), "val_split": float(val_split), "C": float(C), "num_samples": int(num),
                 "seed": int(seed), "truncation_psi": float(truncation_psi), "scorer": source,
-                "space": "w" if g.latent_space == "w+" else "z", "values": "validation accuracy",
+                "space": "w" if g.latent_space == "w+" else "z",
+                "values": "validation accuracy" if val_split < 1 else "training accuracy",
                 "layers_spec": str(layers), "stats": stats,
             },
         )  # fmt: skip
