@@ -4,7 +4,7 @@ Builds StyleGAN2 generators with config-F shapes and random weights (no checkpoi
 
 1. Factorization over all 18 W+ layers of a 1024² generator (z_dim = w_dim = 512, channel_base 32768,
    channel_max 512, 8 mapping layers), timed in the same run, median of `--repeats` runs each:
-   * ours: ``sefa_factorize(generator.latent_weights(range(num_ws)))`` (float64 Gram, ``eigh``, sorted,
+   * ours: ``sefa_factorize(generator.latent_weights(range(num_ws)))`` (float32 Gram and ``eigh``, sorted,
      sign fixed);
    * official: the style weights as NumPy ``[w_dim, out]`` arrays concatenated along axis 1, columns
      scaled to unit norm, ``np.linalg.eig`` of the 512×512 Gram matrix (as genforce/sefa's

@@ -1,7 +1,8 @@
 """The ``sefa`` command: parses arguments and calls the library.
 
 Sub-commands: ``demo`` (the main job on the embedded model), ``factorize``, ``ganspace``, ``boundary``,
-``import``, ``edit``, ``app``, ``push``, ``train``. Run ``sefa COMMAND --help`` for each one's options.
+``import``, ``edit``, ``app``, ``push``, ``train``, ``learn``, ``evaluate``. Run ``sefa COMMAND --help`` for
+each one's options.
 """
 
 from __future__ import annotations
@@ -290,6 +291,104 @@ def _cmd_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_learn(args: argparse.Namespace) -> int:
+    from .hub import atomic_folder
+    from .pipelines import LatentDiscoveryPipeline
+
+    pipe = _load_as(args, LatentDiscoveryPipeline)
+    checkpoint_dir = args.checkpoint_dir or str(Path(args.out) / "checkpoint")
+    out = pipe.train(
+        num_directions=args.k,
+        kind=args.kind,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        layers=args.layers,
+        lr=args.lr,
+        shift_scale=args.shift_scale,
+        min_shift=args.min_shift,
+        reg_weight=args.reg_weight,
+        checkpoint_dir=checkpoint_dir,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        eval_batches=args.eval_batches,
+        device=args.device,
+    )
+    directions = out.directions
+    seconds = directions.extra["train_seconds"]
+    logger.info("learned directions: %d steps in %.1f s (%.2f steps/s)", directions.extra["steps"], seconds,
+                directions.extra["steps"] / seconds if seconds else float("nan"))  # fmt: skip
+    preview = (
+        None
+        if args.no_preview
+        else pipe.direction_grid(
+            directions,
+            indices=range(min(len(directions), 5)),
+            seed=args.preview_seed,
+            truncation_psi=_preview_psi(pipe, args.truncation_psi),
+        )
+    )
+    directions.save_pretrained(args.out, preview=preview)
+    with atomic_folder(Path(args.out) / "reconstructor", what="--out") as tmp:
+        out.reconstructor.save_pretrained(tmp)
+    for i in range(len(directions)):
+        acc = "n/a" if directions.values is None else f"{float(directions.values[i]):.3f}"
+        print(f"direction {i}: reconstructor accuracy {acc}")
+    if directions.values is not None:
+        print(f"accuracy {out.accuracy:.3f} (chance {1 / len(directions):.3f})")
+    print(f"saved {len(directions)} {directions.method} directions to {args.out} (checkpoint: {checkpoint_dir})")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import DEFAULT_PREDICTOR
+    from .directions import Directions
+    from .evaluation.agreement import boundary_agreement
+    from .evaluation.rca import reconstructor_classification_accuracy
+    from .evaluation.report import write_report
+    from .evaluation.rescoring import rescore_directions
+    from .pipelines import GANPipeline
+
+    pipe = _load_as(args, GANPipeline)
+    boundaries = None
+    if args.boundaries:
+        boundaries = Directions.from_pretrained(args.boundaries, token=args.token, cache_dir=args.cache_dir)
+    predictor = None
+    predictor_path = args.predictor or DEFAULT_PREDICTOR
+    if not args.no_rescoring and (args.predictor or Path(DEFAULT_PREDICTOR).is_dir()):
+        from .evaluation.predictor import FactorPredictor
+
+        predictor = FactorPredictor.from_pretrained(predictor_path).to(pipe.generator.device).eval()
+    elif not args.no_rescoring:
+        logger.warning("no factor predictor at %s: skipping the re-scoring matrices", DEFAULT_PREDICTOR)
+    results: dict[str, dict] = {}
+    for source in args.directions:
+        directions = Directions.from_pretrained(source, token=args.token, cache_dir=args.cache_dir)
+        name, n = directions.method, 2
+        while name in results:
+            name, n = f"{directions.method} ({Path(source).name or n})", n + 1
+        res: dict = {}
+        if args.rca_steps > 0:
+            res["rca"] = reconstructor_classification_accuracy(
+                pipe, directions, steps=args.rca_steps, batch_size=args.batch_size,
+                eval_batches=args.rca_batches, seed=args.seed,
+            )  # fmt: skip
+            print(f"{name}: RCA {res['rca'].accuracy:.3f} (chance {res['rca'].chance:.3f})")
+        if boundaries is not None:
+            res["agreement"] = boundary_agreement(directions, boundaries)
+            best = ", ".join(f"{a.factor} {a.best_abs_cos:.2f} (#{a.rank})" for a in res["agreement"])
+            print(f"{name}: agreement {best}")
+        if predictor is not None:
+            res["rescoring"] = rescore_directions(
+                pipe, directions, predictor, num_samples=args.rescoring_samples, strength=args.strength,
+                seed=args.seed,
+            )  # fmt: skip
+        results[name] = res
+    model_name = pipe.source.get("repo_id") or Path(args.model or "stylegan2-shapes64 (embedded)").name
+    path = write_report(args.out, model_name, results)
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -426,6 +525,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs network)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per render (0: torch's default)")
     p.set_defaults(func=_cmd_app)
+
+    p = sub.add_parser(
+        "learn", help="learned directions (Voynov & Babenko): train a direction matrix (resumable)", formatter_class=fmt
+    )
+    _model_arg(p)
+    p.add_argument("-k", "--num-directions", dest="k", type=int, default=10, help="directions to learn")
+    p.add_argument(
+        "--kind",
+        default="ortho",
+        choices=["ortho", "linear", "proj", "random", "coordinate"],
+        help="direction matrix (random and coordinate are fixed baselines)",
+    )
+    p.add_argument("--steps", type=int, default=100_000, help="total training steps (the paper: 100000)")
+    p.add_argument("--batch-size", type=int, default=32, help="image pairs per step")
+    p.add_argument("--layers", default="all", help="W+ layers shifted: all, coarse, middle, fine, 0-3, 0-1,4")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of both networks")
+    p.add_argument("--shift-scale", type=float, default=6.0, help="largest shift |eps|")
+    p.add_argument("--min-shift", type=float, default=0.5, help="smallest shift |eps|")
+    p.add_argument("--reg-weight", type=float, default=0.25, help="weight of the shift's L1 loss")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batches")
+    p.add_argument("--out", required=True, help="output folder (directions.safetensors, README.md, reconstructor/)")
+    p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoint folder (default: OUT/checkpoint)")
+    p.add_argument("--checkpoint-every", type=int, default=1000, help="checkpoint interval in steps")
+    p.add_argument("--eval-batches", type=int, default=10, help="fresh batches for the final accuracy (0: skip)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu; use `accelerate launch` for several)")
+    p.add_argument("--preview-seed", type=int, default=0, help="seed of the preview grid")
+    p.add_argument(
+        "--truncation-psi",
+        type=float,
+        default=None,
+        help="truncation of the preview grid (default: 0.7 for W+ models, 1 for z models)",
+    )
+    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    p.set_defaults(func=_cmd_learn)
+
+    p = sub.add_parser(
+        "evaluate", help="RCA, boundary agreement and re-scoring of direction sets: a report", formatter_class=fmt
+    )
+    _model_arg(p)
+    p.add_argument("--directions", nargs="+", required=True, help="direction folders, files or Hub ids")
+    p.add_argument("--out", required=True, help="report folder (report.md + rescoring_<method>.png)")
+    p.add_argument("--rca-steps", type=int, default=2000, help="reconstructor training steps per method (0: no RCA)")
+    p.add_argument("--rca-batches", type=int, default=100, help="fresh batches for RCA (the paper: 100)")
+    p.add_argument("--batch-size", type=int, default=32, help="image pairs per RCA step")
+    p.add_argument("--boundaries", default=None, help="supervised boundaries (`sefa boundary` output) to compare with")
+    p.add_argument("--predictor", default=None, help="FactorPredictor folder (default: the embedded one, if any)")
+    p.add_argument("--no-rescoring", action="store_true", help="skip the re-scoring matrices")
+    p.add_argument("--rescoring-samples", type=int, default=64, help="seeds per direction for re-scoring")
+    p.add_argument("--strength", type=float, default=3.0, help="re-scoring compares -strength and +strength")
+    p.add_argument("--seed", type=int, default=0, help="seed of RCA batches and first re-scoring seed")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("push", help="push a direction folder to the Hub", formatter_class=fmt)
     p.add_argument("directory", help="folder written by `sefa factorize`")
