@@ -72,6 +72,12 @@ def run_demo(
 
     t0 = time.perf_counter()
     out = Path(out_dir)
+    try:  # fail before the work, not after it
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"`out_dir` {str(out)!r} cannot be created: {err}") from err
+    if not os.access(out, os.W_OK):
+        raise PermissionError(f"`out_dir` {str(out)!r} is not writable.")
     pipe = SefaPipeline.from_pretrained(model or DEFAULT_MODEL)
     pipe.set_progress_bar_config(disable=True)
     directions = pipe.factorize(layers=layers, num_directions=num_directions)
