@@ -521,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("app", help="open the editor (Gradio) in the browser, embedded model", formatter_class=fmt)
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
-    p.add_argument("--port", type=int, default=None, help="port (default: 7860, or the next free one)")
+    p.add_argument("--port", type=int, default=None, help="port (None: 7860 or the next free one)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs network)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per render (0: torch's default)")
     p.set_defaults(func=_cmd_app)
@@ -537,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["ortho", "linear", "proj", "random", "coordinate"],
         help="direction matrix (random and coordinate are fixed baselines)",
     )
-    p.add_argument("--steps", type=int, default=100_000, help="total training steps (the paper: 100000)")
+    p.add_argument(
+        "--steps", type=int, default=100_000, help="total training steps (paper: 100000; ~0.7 steps/s on a CPU core)"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="image pairs per step")
     p.add_argument("--layers", default="all", help="W+ layers shifted: all, coarse, middle, fine, 0-3, 0-1,4")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of both networks")

@@ -454,9 +454,9 @@ class LatentDiscoveryTrainer:
         if not isinstance(generator, EditableGenerator):
             raise TypeError(f"`generator` must implement EditableGenerator, got {type(generator).__name__}.")
         self.config = config = self._validated(config, generator, vectors)
-        if device is None:
+        if device is None:  # follow the generator, but a multi-process launch uses one GPU per process
             distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-            use_cpu = _module_device(generator).type == "cpu" and not distributed
+            use_cpu = _module_device(generator).type == "cpu" and not (distributed and torch.cuda.is_available())
         else:
             use_cpu = torch.device(device).type == "cpu"
         self.accelerator = acc = Accelerator(cpu=use_cpu)
