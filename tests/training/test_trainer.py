@@ -52,7 +52,8 @@ def test_short_run_checkpoints_and_resumes(tmp_path):
         assert "loss_G" in line
     t2.export_generator(tmp_path / "export")
     g = StyleGAN2Generator.from_pretrained(tmp_path / "export")
-    img = g(torch.randn(2, 16))
+    with torch.no_grad():
+        img = g(torch.randn(2, 16))
     assert img.shape == (2, 3, 16, 16) and math.isfinite(float(img.abs().max()))
     pipe = SefaPipeline(generator=g)
     assert len(pipe.factorize(num_directions=3)) == 3

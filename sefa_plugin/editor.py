@@ -1,0 +1,688 @@
+"""`EditorSession`: the editing logic behind the Gradio editor, usable from Python without any UI.
+
+The editor loads a model (the embedded default, a Hub id, a pipeline folder or a third-party checkpoint),
+finds or loads directions (SeFa, GANSpace, or a direction repo), and renders samples moved along several
+directions at once: the latents are ``w + Σ_i strength_i · n_i`` on each direction's layers. Base latents
+are cached per ``(seed, truncation_psi, num_samples)``, so moving a slider only re-runs the synthesis
+network, which is what keeps a slider change under 100 ms on a CPU for the embedded model.
+
+Example:
+
+>>> from sefa_plugin.editor import EditorSession
+>>> session = EditorSession()                       # the embedded model
+>>> directions = session.compute_directions("sefa", layers="all", num_directions=5)
+>>> image = session.render(seed=0, truncation_psi=0.7, num_samples=2, strengths=[3.0, 0, -2.0])
+>>> image.size
+(134, 68)
+>>> session.export_grid("grid.png", seed=0)  # doctest: +SKIP
+>>> session.push_to_hub("someone/shapes-sefa-directions")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from .directions.container import Directions, DirectionsMismatchError
+from .directions.layers import GROUP_NAMES, parse_layers
+from .pipelines.base import GANPipeline
+from .pipelines.sefa import SefaPipeline
+from .utils.images import make_grid, save_gif, save_image_atomic, to_pil
+
+try:  # GANSpace is optional: the editor offers it only when its pipeline imports.
+    from .pipelines.ganspace import GANSpacePipeline
+except ImportError:  # pragma: no cover - depends on the installed version
+    GANSpacePipeline = None  # type: ignore[assignment,misc]
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GANSPACE_AVAILABLE",
+    "LAYER_PRESETS",
+    "METHODS",
+    "EditorSession",
+    "combine_edits",
+    "default_truncation",
+    "describe_error",
+    "is_embedded_model",
+    "layer_spec",
+    "load_pipeline",
+    "parse_seed",
+]
+
+#: Whether :class:`~sefa_plugin.pipelines.ganspace.GANSpacePipeline` is available.
+GANSPACE_AVAILABLE = GANSpacePipeline is not None
+#: Ways to get directions: closed-form SeFa, GANSpace (when available), or a direction repo/folder.
+METHODS: tuple[str, ...] = ("sefa", "ganspace", "repo") if GANSPACE_AVAILABLE else ("sefa", "repo")
+#: Layer presets of the editor; ``"custom"`` takes a spec such as ``"0-3"`` or ``"0-1,4"``.
+LAYER_PRESETS: tuple[str, ...] = ("all", *GROUP_NAMES, "custom")
+#: Names that select the embedded default model.
+EMBEDDED_NAMES = ("", "embedded", "default")
+#: Checkpoint suffixes converted with :func:`sefa_plugin.convert.convert_checkpoint`.
+CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth")
+MAX_SEED = 2**32 - 1
+
+_PIPELINES: OrderedDict[tuple, GANPipeline] = OrderedDict()
+_PIPELINES_LOCK = threading.Lock()
+_PIPELINE_CACHE_SIZE = 3
+_PREDICTOR: dict[str, Any] = {}
+_PREDICTOR_LOCK = threading.Lock()
+_SUGGESTIONS: OrderedDict[tuple, list[tuple[str, float] | None]] = OrderedDict()
+_SUGGESTIONS_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def parse_seed(value: int | float | str | None) -> int:
+    """Turn a seed typed in a UI (``"42"``, ``42.0``) into an int in ``[0, 2**32 - 1]``.
+
+    Raises:
+        ValueError: `value` is not a whole number in range; the message names ``seed``.
+
+    Example:
+
+    >>> parse_seed(" 42 ")
+    42
+    """
+    text = "" if value is None else str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"`seed` must be a whole number in [0, {MAX_SEED}], got {text!r}.") from None
+    if not math.isfinite(number) or number != int(number) or not 0 <= number <= MAX_SEED:
+        raise ValueError(f"`seed` must be a whole number in [0, {MAX_SEED}], got {text!r}.")
+    return int(number)
+
+
+def layer_spec(preset: str, custom: str | None = None) -> str:
+    """The layer spec for a preset of :data:`LAYER_PRESETS` (``"custom"`` returns `custom`).
+
+    Example:
+
+    >>> layer_spec("coarse"), layer_spec("custom", " 0-3 ")
+    ('coarse', '0-3')
+    """
+    if preset not in LAYER_PRESETS:
+        raise ValueError(f"`layers` preset must be one of {LAYER_PRESETS}, got {preset!r}.")
+    if preset != "custom":
+        return preset
+    text = (custom or "").strip()
+    if not text:
+        raise ValueError("`custom layers` is empty: give a range like '0-3' or a list like '0-1,4'.")
+    return text
+
+
+def default_truncation(pipe: GANPipeline) -> float:
+    """Default truncation: 0.7 for style-based (W+) generators, 1 for z-input generators."""
+    return 0.7 if pipe.generator.latent_space == "w+" else 1.0
+
+
+def is_embedded_model(source: str | os.PathLike | None) -> bool:
+    """Whether `source` names the embedded default model."""
+    from . import DEFAULT_MODEL
+
+    if source is None or str(source).strip() in EMBEDDED_NAMES:
+        return True
+    try:
+        return Path(source).resolve() == Path(DEFAULT_MODEL).resolve()
+    except OSError:  # pragma: no cover - unusual paths
+        return False
+
+
+def combine_edits(
+    directions: Directions,
+    latents: torch.Tensor,
+    strengths: Sequence[float],
+    layers: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Move latents ``[N, num_ws, D]`` along several directions at once.
+
+    Direction ``i`` adds ``strengths[i] · vectors[i]`` on its layers (the directions' own layers, or
+    `layers`); zero strengths are skipped. Strengths beyond ``len(strengths)`` count as zero.
+
+    Example:
+
+    >>> import torch
+    >>> d = Directions(vectors=torch.eye(3)[:2], method="coordinate", latent_space="w+", layers=[0, 1])
+    >>> combine_edits(d, torch.zeros(1, 2, 3), [1.0, -2.0])[0, 0].tolist()
+    [1.0, -2.0, 0.0]
+    """
+    strengths = [float(s) for s in strengths]
+    if len(strengths) > len(directions):
+        raise ValueError(f"`strengths` has {len(strengths)} entries for {len(directions)} directions.")
+    out = latents
+    for i, s in enumerate(strengths):
+        if s != 0.0:
+            out = directions.edit(out, i, s, layers=layers)
+    return out
+
+
+def describe_error(err: BaseException) -> str:
+    """A one-line message for the UI: what went wrong and what to do (never the token).
+
+    Hub errors are told apart by kind: offline, no connection, unauthorised, missing repository.
+    """
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    if isinstance(err, OfflineModeIsEnabled):
+        return "The Hub is not reachable: offline mode is on (HF_HUB_OFFLINE=1)."
+    if isinstance(err, RepositoryNotFoundError):
+        return "No such repository on the Hub, or the token has no access to it."
+    if isinstance(err, HfHubHTTPError):
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status in (401, 403):
+            return (
+                "Not authorised: the Hub refused the token (it is missing, invalid or cannot write to this "
+                "repository). Log in or paste a token with write access."
+            )
+        return f"The Hub answered with an error{f' ({status})' if status else ''}: {str(err).splitlines()[0]}"
+    names = {cls.__name__ for cls in type(err).__mro__}
+    if names & {"ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError", "ConnectionError"}:
+        return "The Hub is not reachable (no network connection). Try again when online."
+    if isinstance(err, DirectionsMismatchError):
+        return f"These directions do not fit the loaded model: {err}"
+    if isinstance(err, IndexError | KeyError | ValueError | OSError):
+        return str(err).strip("'\"") or type(err).__name__
+    return f"Unexpected error ({type(err).__name__}): {err}"
+
+
+def _pipeline_key(source: str, revision: str | None) -> tuple:
+    path = Path(source)
+    if path.exists():
+        stat = path.stat()
+        return ("path", str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return ("hub", source, revision or "main")
+
+
+def load_pipeline(
+    model: str | os.PathLike | None = None,
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    local_files_only: bool | None = None,
+    allow_local: bool = True,
+) -> GANPipeline:
+    """Load a model for editing, cached by source (up to 3 pipelines, shared between sessions).
+
+    Args:
+        model: None or ``""`` for the embedded model; a Hub id ``"org/name"``; a pipeline folder; or a
+            third-party checkpoint file (``.pkl``/``.pt``, converted with :mod:`sefa_plugin.convert`).
+        revision: Hub revision.
+        token: Hub token for private repositories. Pipelines loaded with a token are not cached, so
+            another session never gets a private model without the token.
+        local_files_only: Only use the Hub cache (default: ``HF_HUB_OFFLINE``).
+        allow_local: Accept local paths; a hosted app turns this off so that users cannot read the
+            server's files.
+
+    Returns:
+        A :class:`~sefa_plugin.pipelines.SefaPipeline` (progress bars off).
+    """
+    from . import DEFAULT_MODEL
+
+    source = str(model).strip() if model is not None else ""
+    if source in EMBEDDED_NAMES:
+        source = DEFAULT_MODEL
+    path = Path(source).expanduser()
+    is_local = path.exists() or source.startswith(("/", ".", "~"))
+    if is_local and not allow_local and not is_embedded_model(source):
+        raise ValueError(f"`model` {source!r}: local paths are disabled in this app; give a Hub id like 'org/name'.")
+    key = _pipeline_key(str(path) if is_local else source, revision)
+    with _PIPELINES_LOCK:
+        if key in _PIPELINES:
+            _PIPELINES.move_to_end(key)
+            return _PIPELINES[key]
+    # Loading runs outside the lock, so a slow download does not hold up other sessions.
+    if path.is_file():
+        pipe = _convert_checkpoint(path)
+    else:
+        pipe = SefaPipeline.from_pretrained(
+            str(path) if is_local else source,
+            revision=revision,
+            token=token or None,
+            local_files_only=local_files_only,
+        )
+    pipe.set_progress_bar_config(disable=True)
+    if not token:
+        with _PIPELINES_LOCK:
+            pipe = _PIPELINES.setdefault(key, pipe)
+            _PIPELINES.move_to_end(key)
+            while len(_PIPELINES) > _PIPELINE_CACHE_SIZE:
+                _PIPELINES.popitem(last=False)
+    return pipe
+
+
+def _convert_checkpoint(path: Path) -> GANPipeline:
+    if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+        raise ValueError(
+            f"`model` {str(path)!r} is a file: give a pipeline folder, a Hub id, or a checkpoint with one of "
+            f"the suffixes {CHECKPOINT_SUFFIXES}."
+        )
+    try:
+        from .convert import convert_checkpoint
+    except ImportError as err:  # pragma: no cover - depends on the installed version
+        raise ValueError("Converting checkpoints needs `sefa_plugin.convert`, which is not available.") from err
+    pipe = SefaPipeline(generator=convert_checkpoint(path))
+    pipe.source = {"path": str(path.resolve())}
+    return pipe
+
+
+def _load_predictor() -> Any | None:
+    """The embedded factor predictor, loaded once; None (and a log line) when it is unavailable."""
+    with _PREDICTOR_LOCK:
+        if "predictor" not in _PREDICTOR:
+            try:
+                from . import DEFAULT_PREDICTOR
+                from .evaluation.predictor import FactorPredictor
+
+                # A missing folder would make diffusers look for a Hub repo of that name: check first.
+                if not Path(DEFAULT_PREDICTOR).is_dir():
+                    raise FileNotFoundError(f"no predictor folder at {DEFAULT_PREDICTOR}")
+                _PREDICTOR["predictor"] = FactorPredictor.from_pretrained(DEFAULT_PREDICTOR).eval()
+            except Exception as err:  # any failure just means "no suggestions"
+                logger.info("No label suggestions: the factor predictor is unavailable (%s).", err)
+                _PREDICTOR["predictor"] = None
+        return _PREDICTOR["predictor"]
+
+
+def _rescore_labels(
+    pipe: GANPipeline, directions: Directions, predictor: Any, num_samples: int, strength: float
+) -> list[tuple[str, float] | None]:
+    from .evaluation.rescoring import FACTOR_LABELS, rescore_directions
+
+    result = rescore_directions(pipe, directions, predictor, num_samples=num_samples, strength=strength, seed=1000)
+    return [
+        (FACTOR_LABELS.get(name, name), share) for name, share in (result.top_factor(i) for i in range(len(directions)))
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- session
+class EditorSession:
+    """One user's editor state: a model, its directions, and cached base latents.
+
+    Every action of the Gradio editor is a method here, so everything the app does can be scripted.
+
+    Args:
+        model: The model to load first (see :func:`load_pipeline`; None: the embedded model).
+        revision: Hub revision of `model`.
+        token: Hub token to load `model` (used once, never stored).
+        allow_local: Accept local paths as models and direction sources.
+        latent_cache_size: How many ``(seed, truncation_psi, num_samples)`` base latents to keep.
+
+    Example:
+
+    >>> session = EditorSession()
+    >>> session.compute_directions("sefa", layers="coarse", num_directions=3).layers
+    [0, 1, 2]
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        revision: str | None = None,
+        token: str | None = None,
+        allow_local: bool = True,
+        latent_cache_size: int = 32,
+    ) -> None:
+        self.allow_local = allow_local
+        self.latent_cache_size = int(latent_cache_size)
+        self.pipe: GANPipeline
+        self.model_name = ""
+        self.directions: Directions | None = None
+        #: Per direction: ``(label, share)`` suggested by the factor predictor, or None.
+        self.suggestions: list[tuple[str, float] | None] = []
+        self._latents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._workdir: Path | None = None
+        self.load_model(model, revision=revision, token=token)
+
+    # ------------------------------------------------------------------ model and directions
+    @property
+    def is_embedded(self) -> bool:
+        """Whether the loaded model is the embedded default (the only one the predictor knows)."""
+        return is_embedded_model(self.model_name)
+
+    def load_model(
+        self, model: str | os.PathLike | None = None, *, revision: str | None = None, token: str | None = None
+    ) -> GANPipeline:
+        """Load `model` (cached), forgetting the directions and latents of the previous one."""
+        pipe = load_pipeline(model, revision=revision, token=token, allow_local=self.allow_local)
+        with self._lock:
+            if getattr(self, "pipe", None) is not pipe:
+                self.directions, self.suggestions = None, []
+                self._latents.clear()
+            self.pipe = pipe
+            self.model_name = str(model or "").strip()
+        return pipe
+
+    def compute_directions(
+        self,
+        method: str = "sefa",
+        *,
+        layers: str | Sequence[int] = "all",
+        num_directions: int = 10,
+        num_samples: int = 20_000,
+        seed: int = 0,
+    ) -> Directions:
+        """Find directions of the loaded model.
+
+        Args:
+            method: ``"sefa"`` (closed form) or ``"ganspace"`` (PCA of sampled latents, when available).
+            layers: Layer spec (``"all"``, ``"coarse"``, ``"0-3"`` ...): SeFa reads these layers' weights;
+                edits change these layers.
+            num_directions: How many directions (K).
+            num_samples: Latents sampled by GANSpace.
+            seed: Seed of GANSpace's sampling.
+        """
+        g = self.pipe.generator
+        idx = parse_layers(layers, g.num_ws, g.layer_groups())
+        k = int(num_directions)
+        if not 1 <= k <= g.latent_dim:
+            raise ValueError(f"`num_directions` must be in [1, {g.latent_dim}], got {num_directions!r}.")
+        if method == "sefa":
+            pipe = self.pipe if isinstance(self.pipe, SefaPipeline) else SefaPipeline(generator=g)
+            pipe.source = self.pipe.source
+            directions = pipe.factorize(layers=idx, num_directions=k)
+        elif method == "ganspace" and GANSPACE_AVAILABLE:
+            if isinstance(num_samples, bool) or int(num_samples) < max(k, 2):
+                raise ValueError(f"`num_samples` must be an int ≥ {max(k, 2)}, got {num_samples!r}.")
+            pipe = GANSpacePipeline(generator=g)
+            pipe.source = self.pipe.source
+            pipe.set_progress_bar_config(disable=True)
+            directions = pipe.fit(
+                num_samples=int(num_samples),
+                num_components=k,
+                batch_size=min(10_000, int(num_samples)),
+                layers=idx,
+                generator=torch.Generator().manual_seed(int(seed)),
+            )
+        else:
+            raise ValueError(f"`method` must be one of {tuple(m for m in METHODS if m != 'repo')}, got {method!r}.")
+        self._set_directions(directions)
+        return directions
+
+    def load_directions(
+        self, name_or_path: str | os.PathLike, *, revision: str | None = None, token: str | None = None
+    ) -> tuple[Directions, list[str]]:
+        """Load directions from a Hub repo, a folder or a ``.safetensors`` file, checked against the model.
+
+        Returns:
+            The directions and a list of warnings (e.g. they were computed on other weights).
+
+        Raises:
+            DirectionsMismatchError: They cannot edit the loaded model (other latent size or layers).
+        """
+        text = str(name_or_path).strip()
+        if not text:
+            raise ValueError("`directions` is empty: give a Hub id like 'org/name', a folder or a .safetensors file.")
+        if not self.allow_local and (Path(text).exists() or text.startswith(("/", ".", "~"))):
+            raise ValueError(f"`directions` {text!r}: local paths are disabled in this app; give a Hub id.")
+        directions = Directions.from_pretrained(text, revision=revision or None, token=token or None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            directions.check_compatible(self.pipe.generator)
+        self._set_directions(directions)
+        return directions, [str(w.message) for w in caught]
+
+    def _set_directions(self, directions: Directions) -> None:
+        with self._lock:
+            self.directions = directions
+            self.suggestions = [None] * len(directions)
+
+    def require_directions(self) -> Directions:
+        """The current directions; raises a readable error when there are none yet."""
+        if self.directions is None:
+            raise ValueError("No directions yet: compute directions or load a direction repo first.")
+        return self.directions
+
+    def suggest_labels(self, num_samples: int = 8, strength: float | None = None) -> list[tuple[str, float] | None]:
+        """Per direction, the factor the predictor sees change most and its share (embedded model only).
+
+        Returns a list of None when the model is not the embedded one or no predictor is available.
+        """
+        directions = self.require_directions()
+        suggestions: list[tuple[str, float] | None] = [None] * len(directions)
+        predictor = _load_predictor() if self.is_embedded else None
+        if predictor is not None:
+            if strength is None:
+                strength = 0.6 * max(abs(v) for v in directions.strength_range)
+            # Every visitor of the hosted editor starts on the same directions: score them once.
+            digest = hashlib.sha256(directions.vectors.numpy().tobytes()).hexdigest()
+            key = (id(self.pipe), id(predictor), digest, tuple(directions.layers), int(num_samples), float(strength))
+            with _SUGGESTIONS_LOCK:
+                cached = _SUGGESTIONS.get(key)
+            if cached is None:
+                cached = _rescore_labels(self.pipe, directions, predictor, num_samples, strength)
+                with _SUGGESTIONS_LOCK:
+                    _SUGGESTIONS[key] = cached
+                    while len(_SUGGESTIONS) > 64:
+                        _SUGGESTIONS.popitem(last=False)
+            suggestions = list(cached)
+        with self._lock:
+            if self.directions is directions:
+                self.suggestions = suggestions
+        return suggestions
+
+    def set_labels(self, labels: Sequence[str | None]) -> list[str]:
+        """Set the labels of the first ``len(labels)`` directions (blank entries keep the old label)."""
+        directions = self.require_directions()
+        if len(labels) > len(directions):
+            raise ValueError(f"`labels` has {len(labels)} entries for {len(directions)} directions.")
+        for i, label in enumerate(labels):
+            text = (label or "").strip()
+            if text:
+                directions.labels[i] = text
+        return list(directions.labels)
+
+    # ------------------------------------------------------------------ rendering
+    def base_latents(self, seed: int, truncation_psi: float, num_samples: int) -> torch.Tensor:
+        """Truncated latents ``[num_samples, num_ws, D]`` of seeds ``seed … seed + num_samples - 1`` (cached)."""
+        seed = parse_seed(seed)
+        if isinstance(num_samples, bool) or not 1 <= int(num_samples) <= 64:
+            raise ValueError(f"`num_samples` must be an int in [1, 64], got {num_samples!r}.")
+        num_samples = int(num_samples)
+        if seed + num_samples - 1 > MAX_SEED:
+            raise ValueError(f"`seed` must be at most {MAX_SEED - num_samples + 1} for {num_samples} samples.")
+        psi = float(truncation_psi)
+        if not math.isfinite(psi):
+            raise ValueError(f"`truncation_psi` must be a finite number, got {truncation_psi!r}.")
+        key = (id(self.pipe), seed, psi, num_samples)
+        with self._lock:
+            cached = self._latents.get(key)
+            if cached is not None:
+                self._latents.move_to_end(key)
+                return cached
+        g = self.pipe.generator
+        with torch.no_grad():
+            z = g.z_from_seeds(list(range(seed, seed + num_samples)))
+            latents = g.sample_latents(z, truncation_psi=psi)
+        with self._lock:
+            self._latents[key] = latents
+            while len(self._latents) > self.latent_cache_size:
+                self._latents.popitem(last=False)
+        return latents
+
+    def edited_latents(
+        self, seed: int, truncation_psi: float, num_samples: int, strengths: Sequence[float]
+    ) -> torch.Tensor:
+        """Base latents moved by ``Σ strengths[i] · n_i`` (see :func:`combine_edits`)."""
+        base = self.base_latents(seed, truncation_psi, num_samples)
+        strengths = _finite(strengths)
+        if not any(strengths):
+            return base
+        directions = self.require_directions()
+        return combine_edits(directions, base, strengths[: len(directions)])
+
+    def render(
+        self,
+        seed: int = 0,
+        truncation_psi: float = 0.7,
+        num_samples: int = 4,
+        strengths: Sequence[float] = (),
+    ) -> PIL.Image.Image:
+        """Render ``num_samples`` images side by side, each edited along all directions at once.
+
+        Args:
+            seed: First seed; sample ``j`` uses seed ``seed + j``.
+            truncation_psi: Truncation towards the average latent.
+            num_samples: How many samples (one row).
+            strengths: One strength per direction (missing ones are 0).
+
+        Returns:
+            One PIL image: the samples in a row (2-pixel white gaps when there are several).
+        """
+        latents = self.edited_latents(seed, truncation_psi, num_samples, strengths)
+        return self._row(latents)
+
+    def _synthesize(self, latents: torch.Tensor) -> list[PIL.Image.Image]:
+        with torch.no_grad():
+            return to_pil(self.pipe.generator.synthesize(latents, noise_mode="const"))
+
+    def _row(self, latents: torch.Tensor) -> PIL.Image.Image:
+        images = self._synthesize(latents)
+        return images[0] if len(images) == 1 else make_grid(images, nrow=len(images))
+
+    def direction_grid(
+        self,
+        seed: int = 0,
+        truncation_psi: float = 0.7,
+        strengths: Sequence[float] = (),
+        num_steps: int = 7,
+        indices: Sequence[int] | None = None,
+    ) -> PIL.Image.Image:
+        """One row per direction, its strength swept over ``strength_range``, other strengths held.
+
+        The base is sample `seed` with the current `strengths`, so the grid shows what each slider does
+        from the image on screen.
+        """
+        directions = self.require_directions()
+        current = _finite(strengths)[: len(directions)]
+        current += [0.0] * (len(directions) - len(current))
+        indices = range(len(directions)) if indices is None else [int(i) for i in indices]
+        base = self.base_latents(seed, truncation_psi, 1)
+        steps = np.linspace(*directions.strength_range, int(num_steps)).tolist()
+        rows = []
+        for i in indices:
+            for t in steps:
+                s = list(current)
+                s[i] = t
+                rows.append(combine_edits(directions, base, s))
+        return make_grid(self._synthesize(torch.cat(rows)), nrow=len(steps))
+
+    def walk_frames(
+        self,
+        index: int,
+        seed: int = 0,
+        truncation_psi: float = 0.7,
+        num_samples: int = 4,
+        strengths: Sequence[float] = (),
+        num_frames: int = 16,
+    ) -> list[PIL.Image.Image]:
+        """Frames of a walk along direction `index` over ``strength_range``, the other strengths held."""
+        directions = self.require_directions()
+        index = directions._check_index(int(index))
+        if not 2 <= int(num_frames) <= 120:
+            raise ValueError(f"`num_frames` must be in [2, 120], got {num_frames!r}.")
+        current = _finite(strengths)[: len(directions)]
+        current += [0.0] * (len(directions) - len(current))
+        base = self.base_latents(seed, truncation_psi, num_samples)
+        frames = []
+        for t in np.linspace(*directions.strength_range, int(num_frames)).tolist():
+            s = list(current)
+            s[index] = t
+            frames.append(self._row(combine_edits(directions, base, s)))
+        return frames
+
+    # ------------------------------------------------------------------ export and sharing
+    @property
+    def workdir(self) -> Path:
+        """A private temporary folder for exported files (removed by :meth:`close`)."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="sefa-editor-"))
+        return self._workdir
+
+    def export_grid(self, path: str | os.PathLike | None = None, **grid_kwargs: Any) -> Path:
+        """Save :meth:`direction_grid` as a PNG (default: in :attr:`workdir`)."""
+        path = Path(path) if path is not None else self.workdir / "directions_grid.png"
+        return save_image_atomic(self.direction_grid(**grid_kwargs), path, what="path")
+
+    def export_walk(self, index: int, path: str | os.PathLike | None = None, **walk_kwargs: Any) -> Path:
+        """Save :meth:`walk_frames` along direction `index` as a looping GIF (default: in :attr:`workdir`)."""
+        path = Path(path) if path is not None else self.workdir / f"walk_direction_{int(index)}.gif"
+        return save_gif(self.walk_frames(index, **walk_kwargs), path, what="path")
+
+    def export_directions(
+        self,
+        folder: str | os.PathLike | None = None,
+        labels: Sequence[str | None] | None = None,
+        preview: PIL.Image.Image | None = None,
+    ) -> Path:
+        """Write the direction folder (``directions.safetensors``, ``README.md``, ``preview.png``).
+
+        Args:
+            folder: Target folder (default: ``workdir/directions``).
+            labels: Labels to set first (blank entries keep the current label).
+            preview: Preview grid for the card (default: :meth:`direction_grid` of seed 0).
+        """
+        directions = self.require_directions()
+        if labels is not None:
+            self.set_labels(labels)
+        folder = Path(folder) if folder is not None else self.workdir / "directions"
+        if preview is None:
+            preview = self.direction_grid(seed=0, truncation_psi=default_truncation(self.pipe), num_steps=5)
+        return directions.save_pretrained(folder, preview=preview)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        labels: Sequence[str | None] | None = None,
+        preview: PIL.Image.Image | None = None,
+    ) -> str:
+        """Push ``directions.safetensors`` and a card (preview grid, labels, provenance) in one commit.
+
+        The token is passed to the Hub client only: it is never logged or stored.
+
+        Returns:
+            The commit URL.
+        """
+        directions = self.require_directions()
+        repo = (repo_id or "").strip()
+        if not repo or repo.count("/") > 1 or " " in repo:
+            raise ValueError(f"`repo_id` must look like 'name' or 'user/name', got {repo_id!r}.")
+        if labels is not None:
+            self.set_labels(labels)
+        if preview is None:
+            preview = self.direction_grid(seed=0, truncation_psi=default_truncation(self.pipe), num_steps=5)
+        url = directions.push_to_hub(repo, token=token or None, private=private, preview=preview)
+        logger.info("Pushed %d directions to %s", len(directions), repo)
+        return url
+
+    def close(self) -> None:
+        """Remove exported files."""
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+def _finite(strengths: Sequence[float] | None) -> list[float]:
+    values = [0.0 if s is None else float(s) for s in (strengths or [])]
+    bad = [s for s in values if not math.isfinite(s)]
+    if bad:
+        raise ValueError(f"`strengths` must be finite numbers, got {bad[0]}.")
+    return values

@@ -1,0 +1,254 @@
+"""The Gradio editor through its API: gradio_client against the app launched on loopback.
+
+Covers what a user does (generate, move a slider, load directions, export, push to a Hub) and bad input
+(unknown Hub id, a repo that is not a GAN, directions for another model, bad layers, a non-numeric seed):
+each answers a readable message and the app keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import socket
+from collections.abc import Iterator
+from concurrent.futures import wait
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+
+from sefa_plugin import Directions  # noqa: E402
+from sefa_plugin.editor import EditorSession  # noqa: E402
+
+# Gradio's queue statistics call pandas options that pandas 3 deprecates: not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated:Warning:gradio.queueing")
+ROOT = Path(__file__).resolve().parents[2]
+APP_DIR = ROOT / "gradio_app"
+MAX = 10  # sliders in the app
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def load_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sefa_gradio_app", APP_DIR / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(demo) -> str:
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    return demo.local_url
+
+
+@pytest.fixture(scope="module")
+def app() -> ModuleType:
+    return load_app()
+
+
+@pytest.fixture(scope="module")
+def app_url(app) -> Iterator[str]:
+    demo = app.build_demo(space=False)
+    url = launch(demo)
+    yield url
+    demo.close()
+
+
+@pytest.fixture
+def client(app_url, tmp_path) -> Iterator[gradio_client.Client]:
+    c = gradio_client.Client(app_url, verbose=False, download_files=str(tmp_path / "downloads"))
+    yield c
+    c.close()
+
+
+def setup(client, **kwargs) -> tuple:
+    """Call /setup with the UI defaults overridden by `kwargs`; returns the outputs (state excluded)."""
+    args = dict(
+        model="", revision="", method="sefa", preset="all", custom_layers="", k=3, gs_samples=2000, repo="",
+        token="", seed="0", psi=0.7, n=2,
+    )  # fmt: skip
+    args.update(kwargs)
+    return client.predict(**args, api_name="/setup")
+
+
+def render(client, seed="0", psi=0.7, n=2, strengths=()) -> tuple[str | None, str]:
+    values = list(strengths) + [0.0] * (MAX - len(strengths))
+    return client.predict(seed, psi, n, *values, api_name="/render")
+
+
+def labels_of(outputs: tuple) -> list[str]:
+    return [u["value"] for u in outputs[4 + MAX : 4 + 2 * MAX] if u.get("visible")]
+
+
+def test_generate_and_move_a_slider(client):
+    out = setup(client, k=3, preset="coarse")
+    status, image = out[0], out[1]
+    assert "3 sefa directions on layers 0,1,2" in status
+    assert Path(image).read_bytes().startswith(PNG_MAGIC)  # lossless
+    sliders = out[4 : 4 + MAX]
+    assert [s.get("visible") for s in sliders] == [True] * 3 + [False] * (MAX - 3)
+    assert sliders[0]["minimum"] == -5 and sliders[0]["maximum"] == 5
+    base, msg = render(client)
+    moved, _ = render(client, strengths=[4.0, 0.0, -3.0])
+    again, _ = render(client, strengths=[4.0, 0.0, -3.0])
+    assert msg == ""
+    assert Path(base).read_bytes() != Path(moved).read_bytes()
+    assert Path(moved).read_bytes() == Path(again).read_bytes()  # deterministic
+    seed, image, _ = client.predict(0.7, 1, *[0.0] * MAX, api_name="/random_seed")
+    assert seed.isdigit() and Path(image).is_file()
+
+
+def test_ganspace_when_available(app, client):
+    if "ganspace" not in [value for _, value in app.METHOD_CHOICES]:
+        pytest.skip("GANSpace is not available")
+    out = setup(client, method="ganspace", gs_samples=2000, k=3)
+    assert "3 ganspace directions" in out[0]
+    assert [u["value"] for u in out[4 + MAX : 4 + MAX + 3]] == ["PC0", "PC1", "PC2"]
+    lo, hi = out[4]["minimum"], out[4]["maximum"]
+    assert lo == -hi and hi != 5  # the slider range comes from the directions (±3σ), not from the UI
+    image, status = render(client, strengths=[hi, 0.0, lo])
+    assert status == "" and Path(image).is_file()
+
+
+def test_render_without_setup_uses_the_embedded_model(client):
+    image, status = render(client, n=1, strengths=[2.0])
+    assert status == "" and Path(image).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_bad_input_gives_messages_and_the_app_keeps_working(client, hub_env, tmp_path):
+    setup(client)
+    image, status = render(client, seed="abc")
+    assert not isinstance(image, str) and "`seed` must be a whole number" in status  # image unchanged
+    assert "out of range" in setup(client, preset="custom", custom_layers="0-99")[0]
+    assert "`custom layers` is empty" in setup(client, preset="custom", custom_layers="")[0]
+    assert "no such repository" in setup(client, model="tester/does-not-exist")[0].lower()
+    api = hub_env.api
+    api.create_repo("not-a-gan")
+    api.upload_file(path_or_fileobj=b"# hello\n", path_in_repo="README.md", repo_id="tester/not-a-gan")
+    assert "is not a GAN pipeline folder" in setup(client, model="tester/not-a-gan")[0]
+    Directions(vectors=torch.eye(16)[:2], method="coordinate", latent_space="w+", layers=[0]).save_pretrained(
+        tmp_path / "other"
+    )
+    assert "do not fit the loaded model" in setup(client, method="repo", repo=str(tmp_path / "other"))[0]
+    assert "not a direction repository" in setup(client, method="repo", repo="tester/not-a-gan")[0]
+    image, status = render(client, strengths=[1.0])
+    assert status == "" and Path(image).is_file()
+
+
+def test_load_directions_then_export(client, tmp_path):
+    session = EditorSession()
+    d = session.compute_directions("sefa", layers="middle", num_directions=4)
+    d.labels[:2] = ["hue", "size"]
+    d.save_pretrained(tmp_path / "mine")
+    out = setup(client, method="repo", repo=str(tmp_path / "mine"))
+    assert "4 sefa directions" in out[0]
+    assert labels_of(out) == ["hue", "size", "direction 2", "direction 3"]
+    assert out[3]["maximum"] == 3  # the walk slider covers the loaded directions
+    strengths = [2.0, 0.0, 0.0, -1.0]
+    grid, status = client.predict("3", 0.7, *strengths, *[0.0] * (MAX - 4), api_name="/export_grid")
+    assert Path(grid).read_bytes().startswith(PNG_MAGIC) and "Direction grid" in status
+    walk, status = client.predict(1, 6, "3", 0.7, 2, *strengths, *[0.0] * (MAX - 4), api_name="/export_walk")
+    assert Path(walk).read_bytes()[:6] == b"GIF89a" and "6 frames" in status
+    labels = ["hue", "scale", "", "light"] + [""] * (MAX - 4)
+    files, status = client.predict(*labels, api_name="/export_directions")
+    names = sorted(Path(f).name for f in files)
+    assert names == ["README.md", "directions.safetensors", "preview.png"]
+    back = Directions.from_pretrained(next(f for f in files if f.endswith(".safetensors")))
+    assert back.labels == ["hue", "scale", "direction 2", "light"] and back.layers == d.layers
+
+
+def push(client, repo_id, token, labels=("pose",)) -> str:
+    values = list(labels) + [""] * (MAX - len(labels))
+    return client.predict(repo_id, token, False, *values, api_name="/push")
+
+
+def test_push_to_the_hub(client, hub_env, caplog):
+    caplog.set_level(logging.DEBUG)
+    setup(client, k=2)
+    status = push(client, "tester/editor-api", hub_env.token, labels=["pose", "colour"])
+    assert status.startswith("✅") and "tester/editor-api" in status
+    files = hub_env.server.repo_files("tester/editor-api")
+    assert {"directions.safetensors", "README.md", "preview.png"} <= set(files)
+    card = files["README.md"].decode()
+    assert "pose" in card and "colour" in card and "weights" in card.lower()
+    assert files["preview.png"].startswith(PNG_MAGIC)
+    assert hub_env.token not in caplog.text
+
+
+def test_push_failures_say_why_and_change_nothing(client, hub_env, caplog):
+    caplog.set_level(logging.DEBUG)
+    setup(client, k=2)
+    status = push(client, "tester/denied", "hf_not_a_valid_token")
+    assert status.startswith("⚠️ Not authorised") and "hf_not_a_valid_token" not in status
+    assert "hf_not_a_valid_token" not in caplog.text
+    hub_env.server.fail_next_commit(422)
+    status = push(client, "tester/failing", hub_env.token)
+    assert status.startswith("⚠️ The Hub answered with an error (422)")
+    assert not hub_env.api.repo_exists("tester/failing")
+    assert "must look like" in push(client, "a/b/c", hub_env.token)
+    hub_env.set_offline(True)
+    assert "offline mode is on" in push(client, "tester/offline", hub_env.token)
+
+
+def test_overload_answers_busy_and_the_app_recovers(app):
+    demo = app.build_demo(space=False, concurrency=1, queue_max_size=1)
+    url = launch(demo)
+    try:
+        c = gradio_client.Client(url, verbose=False, download_files=False)
+        jobs = [c.submit("0", 0.7, 8, float(i % 5), *[0.0] * (MAX - 1), api_name="/render") for i in range(8)]
+        wait(jobs, timeout=60)
+        errors = [j.exception() for j in jobs if j.exception() is not None]
+        assert errors and all("queue is full" in str(e).lower() for e in errors)
+        assert len(errors) < len(jobs)
+        assert c.predict("0", 0.7, 1, *[0.0] * MAX, api_name="/render")[1] == ""
+        c.close()
+    finally:
+        demo.close()
+
+
+def test_space_build_uses_oauth_and_local_build_does_not(app, monkeypatch):
+    local = app.build_demo()
+    assert not local.expects_oauth
+    assert any(getattr(b, "type", None) == "password" for b in local.blocks.values())  # the token field
+    # What a Space with `hf_oauth: true` sets (Gradio reads the OAuth variables at import).
+    monkeypatch.setenv("SYSTEM", "spaces")
+    monkeypatch.setenv("SPACE_ID", "tester/sefa-editor")
+    for name, value in {
+        "OAUTH_CLIENT_ID": "client",
+        "OAUTH_CLIENT_SECRET": "secret",
+        "OAUTH_SCOPES": "openid profile write-repos",
+        "OPENID_PROVIDER_URL": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setattr(gr.oauth, name, value)
+    space = app.build_demo()
+    assert space.expects_oauth
+    assert not any(getattr(b, "type", None) == "password" for b in space.blocks.values())
+    routes = {getattr(r, "path", "") for r in space.app.routes}
+    assert "/login/huggingface" in routes
+
+
+def test_space_folder_is_valid():
+    text = (APP_DIR / "README.md").read_text(encoding="utf-8")
+    front = re.match(r"^---\n(.*?)\n---\n", text, flags=re.S)
+    assert front, "README.md must start with YAML front matter"
+    meta = dict(line.split(":", 1) for line in front.group(1).splitlines() if ":" in line and not line.startswith(" "))
+    meta = {k.strip(): v.strip().strip('"') for k, v in meta.items()}
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
+    assert meta["sdk_version"] == gr.__version__
+    assert (APP_DIR / meta["app_file"]).is_file()
+    requirements = (APP_DIR / "requirements.txt").read_text(encoding="utf-8")
+    assert "gradio" in requirements and "sefa_plugin" in requirements and "torch" in requirements
+    assert json.dumps(meta)  # plain strings only
