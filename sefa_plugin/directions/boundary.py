@@ -90,7 +90,7 @@ def fit_boundary(
     >>> (normal * torch.tensor([-1, 0, 1, 0]) / 2**0.5).sum().item() > 0.99, stats["num_per_side"]
     (True, 40)
     """
-    from sklearn.svm import SVC  # optional dependency, only needed here
+    from sklearn.svm import SVC  # imported here: only boundary fitting needs scikit-learn
 
     x = _as_numpy(latents, "latents")
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
