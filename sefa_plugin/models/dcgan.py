@@ -25,7 +25,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator
+from .interface import EditableGenerator, check_generator_config
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -74,16 +74,9 @@ class DCGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         channel_max: int = 512,
     ) -> None:
         super().__init__()
-        if img_resolution < INIT_RES or img_resolution & (img_resolution - 1):
-            raise ValueError(f"`img_resolution` must be a power of two ≥ {INIT_RES}, got {img_resolution}.")
-        for name, value in (("z_dim", z_dim), ("img_channels", img_channels), ("channel_max", channel_max)):
-            if value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
-        if channel_base // img_resolution < 1:
-            raise ValueError(
-                f"`channel_base` must be ≥ `img_resolution` ({img_resolution}) so that every layer has at "
-                f"least one channel, got {channel_base}."
-            )
+        check_generator_config(
+            img_resolution, channel_base, z_dim=z_dim, img_channels=img_channels, channel_max=channel_max
+        )
 
         def channels(res: int) -> int:
             return min(channel_base // res, channel_max)

@@ -20,6 +20,26 @@ import torch
 LATENT_SPACES = ("w+", "z")
 
 
+def check_generator_config(img_resolution: int, channel_base: int | None = None, **positive: int) -> None:
+    """Validate the constructor arguments every generator family shares; errors name the argument.
+
+    Args:
+        img_resolution: Must be a power of two ≥ 4.
+        channel_base: If given, must be ≥ `img_resolution` so that every layer has at least one channel.
+        **positive: Other integer arguments that must be ≥ 1 (``z_dim=512, img_channels=3, ...``).
+    """
+    if img_resolution < 4 or img_resolution & (img_resolution - 1):
+        raise ValueError(f"`img_resolution` must be a power of two ≥ 4, got {img_resolution}.")
+    for name, value in positive.items():
+        if value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+    if channel_base is not None and channel_base // img_resolution < 1:
+        raise ValueError(
+            f"`channel_base` must be ≥ `img_resolution` ({img_resolution}) so that every layer has at "
+            f"least one channel, got {channel_base}."
+        )
+
+
 class EditableGenerator:
     """Mixin declaring what a generator exposes to discovery methods and pipelines.
 

@@ -38,7 +38,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator
+from .interface import EditableGenerator, check_generator_config
 from .ops import LRELU_GAIN, bias_act, normalize_2nd_moment
 
 NOISE_MODES = ("random", "const", "none")
@@ -135,18 +135,11 @@ class PGGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         channel_max: int = 512,
     ) -> None:
         super().__init__()
-        if img_resolution < INIT_RES or img_resolution & (img_resolution - 1):
-            raise ValueError(f"`img_resolution` must be a power of two ≥ {INIT_RES}, got {img_resolution}.")
-        for name, value in (("z_dim", z_dim), ("img_channels", img_channels), ("channel_max", channel_max)):
-            if value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+        check_generator_config(
+            img_resolution, channel_base, z_dim=z_dim, img_channels=img_channels, channel_max=channel_max
+        )
         if c_dim < 0:
             raise ValueError(f"`c_dim` must be 0 (unconditional) or a positive integer, got {c_dim}.")
-        if channel_base // img_resolution < 1:
-            raise ValueError(
-                f"`channel_base` must be ≥ `img_resolution` ({img_resolution}) so that every layer has at "
-                f"least one channel, got {channel_base}."
-            )
         self.block_resolutions = [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
         for b, res in enumerate(self.block_resolutions):
             if res == INIT_RES:

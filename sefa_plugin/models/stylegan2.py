@@ -24,7 +24,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator
+from .interface import EditableGenerator, check_generator_config
 from .ops import (
     LRELU_GAIN,
     FullyConnectedLayer,
@@ -372,11 +372,7 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
         resample_filter: tuple[float, ...] = (1, 3, 3, 1),
     ) -> None:
         super().__init__()
-        if img_resolution < 4 or img_resolution & (img_resolution - 1):
-            raise ValueError(f"`img_resolution` must be a power of two ≥ 4, got {img_resolution}.")
-        for name, value in (("z_dim", z_dim), ("w_dim", w_dim), ("img_channels", img_channels)):
-            if value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+        check_generator_config(img_resolution, z_dim=z_dim, w_dim=w_dim, img_channels=img_channels)
         self.synthesis = SynthesisNetwork(
             w_dim,
             img_resolution,
