@@ -30,19 +30,42 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local-files-only", action="store_true", help="use the local Hub cache only")
 
 
-def _load_pipeline(args: argparse.Namespace):
+def _load_pipeline(args: argparse.Namespace, pipeline_cls=None):
+    """Load `args.model` (default: the embedded model) as `pipeline_cls` (default: SefaPipeline)."""
     from . import DEFAULT_MODEL
     from .pipelines import SefaPipeline
 
-    model = args.model or DEFAULT_MODEL
-    pipe = SefaPipeline.from_pretrained(
-        model,
+    return (pipeline_cls or SefaPipeline).from_pretrained(
+        args.model or DEFAULT_MODEL,
         revision=args.revision,
         token=args.token,
         cache_dir=args.cache_dir,
         local_files_only=args.local_files_only or None,
     )
-    return pipe
+
+
+def _preview_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preview-seed", type=int, default=0, help="seed of the preview grid")
+    p.add_argument(
+        "--truncation-psi",
+        type=float,
+        default=None,
+        help="truncation of the preview grid (default: 0.7 for W+ models, 1 for z models)",
+    )
+    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+
+
+def _save_with_preview(pipe, directions, args: argparse.Namespace) -> None:
+    """Save `directions` to `args.out`, with a preview grid of the first five unless `--no-preview`."""
+    preview = None
+    if not args.no_preview:
+        # z-input generators have no average latent to truncate towards.
+        psi = args.truncation_psi
+        if psi is None:
+            psi = 0.7 if pipe.generator.latent_space == "w+" else 1.0
+        indices = range(min(len(directions), 5))
+        preview = pipe.direction_grid(directions, indices=indices, seed=args.preview_seed, truncation_psi=psi)
+    directions.save_pretrained(args.out, preview=preview)
 
 
 def _cmd_factorize(args: argparse.Namespace) -> int:
@@ -55,36 +78,11 @@ def _cmd_factorize(args: argparse.Namespace) -> int:
         directions.layers,
         (time.perf_counter() - t0) * 1000,
     )
-    preview = (
-        None
-        if args.no_preview
-        else pipe.direction_grid(
-            directions, indices=range(min(len(directions), 5)), seed=args.seed, truncation_psi=args.truncation_psi
-        )
-    )
-    directions.save_pretrained(args.out, preview=preview)
+    _save_with_preview(pipe, directions, args)
     for i in range(len(directions)):
         print(f"direction {i}: eigenvalue {float(directions.values[i]):.4f}")
     print(f"saved {len(directions)} directions to {args.out}")
     return 0
-
-
-def _load_as(args: argparse.Namespace, pipeline_cls):
-    """Load `args.model` (default: the embedded model) as a given pipeline class."""
-    from . import DEFAULT_MODEL
-
-    return pipeline_cls.from_pretrained(
-        args.model or DEFAULT_MODEL,
-        revision=args.revision,
-        token=args.token,
-        cache_dir=args.cache_dir,
-        local_files_only=args.local_files_only or None,
-    )
-
-
-def _preview_psi(pipe, psi: float | None) -> float:
-    # z-input generators have no average latent to truncate towards.
-    return (0.7 if pipe.generator.latent_space == "w+" else 1.0) if psi is None else psi
 
 
 def _cmd_ganspace(args: argparse.Namespace) -> int:
@@ -92,7 +90,7 @@ def _cmd_ganspace(args: argparse.Namespace) -> int:
 
     from .pipelines import GANSpacePipeline
 
-    pipe = _load_as(args, GANSpacePipeline)
+    pipe = _load_pipeline(args, GANSpacePipeline)
     t0 = time.perf_counter()
     directions = pipe.fit(
         num_samples=args.num_samples,
@@ -104,17 +102,7 @@ def _cmd_ganspace(args: argparse.Namespace) -> int:
     logger.info(
         "GANSpace: %d components from %d samples in %.1f s", len(directions), args.num_samples, time.perf_counter() - t0
     )
-    preview = (
-        None
-        if args.no_preview
-        else pipe.direction_grid(
-            directions,
-            indices=range(min(len(directions), 5)),
-            seed=args.preview_seed,
-            truncation_psi=_preview_psi(pipe, args.truncation_psi),
-        )
-    )
-    directions.save_pretrained(args.out, preview=preview)
+    _save_with_preview(pipe, directions, args)
     for i in range(len(directions)):
         print(f"PC{i}: variance {float(directions.values[i]):.4g}, std {float(directions.stds[i]):.4g}")
     print(f"saved {len(directions)} directions to {args.out}")
@@ -126,7 +114,7 @@ def _cmd_boundary(args: argparse.Namespace) -> int:
 
     from .pipelines import BoundaryPipeline
 
-    pipe = _load_as(args, BoundaryPipeline)
+    pipe = _load_pipeline(args, BoundaryPipeline)
     scorer = scores = None
     if args.scores:
         scores = np.load(args.scores, allow_pickle=False)
@@ -144,17 +132,7 @@ def _cmd_boundary(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
     )
-    preview = (
-        None
-        if args.no_preview
-        else pipe.direction_grid(
-            directions,
-            indices=range(min(len(directions), 5)),
-            seed=args.preview_seed,
-            truncation_psi=_preview_psi(pipe, args.truncation_psi),
-        )
-    )
-    directions.save_pretrained(args.out, preview=preview)
+    _save_with_preview(pipe, directions, args)
     for i, st in enumerate(directions.extra["stats"]):
         val = "n/a" if st["val_accuracy"] is None else f"{st['val_accuracy']:.3f}"
         print(f"{directions.labels[i]}: validation accuracy {val} ({st['num_per_side']} per side)")
@@ -169,7 +147,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if args.model:
         from .pipelines import GANPipeline
 
-        generator = _load_as(args, GANPipeline).generator
+        generator = _load_pipeline(args, GANPipeline).generator
     directions = import_directions(
         args.file, format=args.format, latent_space=args.latent_space, layers=args.layers, generator=generator
     )
@@ -295,7 +273,7 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     from .hub import atomic_folder
     from .pipelines import LatentDiscoveryPipeline
 
-    pipe = _load_as(args, LatentDiscoveryPipeline)
+    pipe = _load_pipeline(args, LatentDiscoveryPipeline)
     checkpoint_dir = args.checkpoint_dir or str(Path(args.out) / "checkpoint")
     out = pipe.train(
         num_directions=args.k,
@@ -317,17 +295,7 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     seconds = directions.extra["train_seconds"]
     logger.info("learned directions: %d steps in %.1f s (%.2f steps/s)", directions.extra["steps"], seconds,
                 directions.extra["steps"] / seconds if seconds else float("nan"))  # fmt: skip
-    preview = (
-        None
-        if args.no_preview
-        else pipe.direction_grid(
-            directions,
-            indices=range(min(len(directions), 5)),
-            seed=args.preview_seed,
-            truncation_psi=_preview_psi(pipe, args.truncation_psi),
-        )
-    )
-    directions.save_pretrained(args.out, preview=preview)
+    _save_with_preview(pipe, directions, args)
     with atomic_folder(Path(args.out) / "reconstructor", what="--out") as tmp:
         out.reconstructor.save_pretrained(tmp)
     for i in range(len(directions)):
@@ -348,7 +316,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.rescoring import rescore_directions
     from .pipelines import GANPipeline
 
-    pipe = _load_as(args, GANPipeline)
+    pipe = _load_pipeline(args, GANPipeline)
     boundaries = None
     if args.boundaries:
         boundaries = Directions.from_pretrained(args.boundaries, token=args.token, cache_dir=args.cache_dir)
@@ -424,9 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--num-directions", dest="k", type=int, default=10, help="directions to keep")
     p.add_argument("--no-normalize", action="store_true", help="plain AᵀA (no unit-norm rows)")
     p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the preview grid")
-    p.add_argument("--truncation-psi", type=float, default=0.7, help="truncation of the preview grid")
-    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    _preview_args(p)
     p.set_defaults(func=_cmd_factorize)
 
     p = sub.add_parser("ganspace", help="GANSpace: PCA directions of a model (streamed)", formatter_class=fmt)
@@ -444,14 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=10_000, help="latents per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent sampling")
     p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
-    p.add_argument("--preview-seed", type=int, default=0, help="seed of the preview grid")
-    p.add_argument(
-        "--truncation-psi",
-        type=float,
-        default=None,
-        help="truncation of the preview grid (default: 0.7 for W+ models, 1 for z models)",
-    )
-    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    _preview_args(p)
     p.set_defaults(func=_cmd_ganspace)
 
     p = sub.add_parser(
@@ -474,14 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="images rendered and scored per batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent sampling and the split")
     p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
-    p.add_argument("--preview-seed", type=int, default=0, help="seed of the preview grid")
-    p.add_argument(
-        "--truncation-psi",
-        type=float,
-        default=None,
-        help="truncation of the preview grid (default: 0.7 for W+ models, 1 for z models)",
-    )
-    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    _preview_args(p)
     p.set_defaults(func=_cmd_boundary)
 
     p = sub.add_parser(
@@ -552,14 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=1000, help="checkpoint interval in steps")
     p.add_argument("--eval-batches", type=int, default=10, help="fresh batches for the final accuracy (0: skip)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cpu; use `accelerate launch` for several)")
-    p.add_argument("--preview-seed", type=int, default=0, help="seed of the preview grid")
-    p.add_argument(
-        "--truncation-psi",
-        type=float,
-        default=None,
-        help="truncation of the preview grid (default: 0.7 for W+ models, 1 for z models)",
-    )
-    p.add_argument("--no-preview", action="store_true", help="do not render preview.png")
+    _preview_args(p)
     p.set_defaults(func=_cmd_learn)
 
     p = sub.add_parser(
