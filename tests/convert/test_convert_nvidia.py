@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import tiny_stylegan2 as _tiny
 from nvidia_fakes import EasyDict, Persistent, module_state, nvidia_pickle_bytes
 from torch import nn
 
 from sefa_plugin.convert import FORMATS, convert_checkpoint, convert_nvidia_pickle, detect_format
 from sefa_plugin.models import StyleGAN2Generator
+
+
+def tiny_generator(seed: int = 0, **kwargs) -> StyleGAN2Generator:
+    return _tiny(seed, trained_like=True, **kwargs)
+
 
 # Runtime attributes NVIDIA's modules carry in their pickled __dict__, besides weights.
 _ATTRS = {
@@ -31,19 +37,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def tiny_generator(seed: int = 0, **kwargs) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    cfg = dict(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
-    cfg.update(kwargs)
-    g = StyleGAN2Generator(**cfg).eval()
-    with torch.no_grad():  # as after training: non-zero biases, noise strengths and average w
-        for name, p in g.named_parameters():
-            if name.endswith(("noise_strength", "bias")):
-                p.copy_(torch.randn_like(p) * 0.3)
-        g.mapping.w_avg.normal_()
-    return g
 
 
 def to_persistent(module: nn.Module, channels_last: bool = False, **extra) -> Persistent:

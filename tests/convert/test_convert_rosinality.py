@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import tiny_stylegan2
 
 from sefa_plugin.convert import convert_checkpoint, convert_rosinality, detect_format
 from sefa_plugin.convert.rosinality import ROSINALITY_LAYOUTS, rosinality_key_map
 from sefa_plugin.models import StyleGAN2Generator
+
+
+def tiny_generator(seed: int = 0, **kwargs) -> StyleGAN2Generator:
+    # rosinality has z_dim == w_dim (its style_dim) and no class conditioning.
+    return tiny_stylegan2(seed, trained_like=True, **{"channel_max": 32, "mapping_layers": 3, **kwargs})
 
 
 @pytest.fixture(autouse=True)
@@ -20,20 +26,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def tiny_generator(seed: int = 0, **kwargs) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    # rosinality has z_dim == w_dim (its style_dim) and no class conditioning.
-    cfg = dict(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=32, mapping_layers=3)
-    cfg.update(kwargs)
-    g = StyleGAN2Generator(**cfg).eval()
-    with torch.no_grad():
-        for name, p in g.named_parameters():
-            if name.endswith(("noise_strength", "bias")):
-                p.copy_(torch.randn_like(p) * 0.3)
-        g.mapping.w_avg.normal_()
-    return g
 
 
 def to_rosinality(g: StyleGAN2Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -7,8 +7,9 @@ import os
 import numpy as np
 import pytest
 import torch
+from factories import tiny_stylegan2
 
-from sefa_plugin import DEFAULT_MODEL, DEFAULT_PREDICTOR, BoundaryPipeline, StyleGAN2Generator
+from sefa_plugin import DEFAULT_MODEL, DEFAULT_PREDICTOR, BoundaryPipeline
 from sefa_plugin.evaluation.predictor import FactorPredictor
 from sefa_plugin.models import DCGANGenerator
 
@@ -20,12 +21,6 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def tiny_stylegan2(seed: int = 0) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    g = StyleGAN2Generator(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
-    return g.eval()
 
 
 def unit(v: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from factories import tiny_stylegan2
 
-from sefa_plugin import Directions, GANSpacePipeline, StyleGAN2Generator
+from sefa_plugin import Directions, GANSpacePipeline
 from sefa_plugin.directions.sefa import sefa_factorize
 from sefa_plugin.models import PGGANGenerator
 
@@ -17,12 +18,6 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def tiny_stylegan2(seed: int = 0) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    g = StyleGAN2Generator(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
-    return g.eval()
 
 
 @pytest.fixture(scope="module")

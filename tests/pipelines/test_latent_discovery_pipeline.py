@@ -6,17 +6,12 @@ import json
 
 import pytest
 import torch
+from factories import tiny_stylegan2
 
-from sefa_plugin import Directions, LatentDiscoveryOutput, LatentDiscoveryPipeline, StyleGAN2Generator
+from sefa_plugin import Directions, LatentDiscoveryOutput, LatentDiscoveryPipeline
 from sefa_plugin.directions.learned import CHECKPOINT_NAME, Reconstructor
 
 SMALL = {"num_directions": 4, "batch_size": 8, "eval_batches": 2}
-
-
-def tiny_stylegan2(seed: int = 0) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    g = StyleGAN2Generator(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
-    return g.eval()
 
 
 @pytest.fixture(scope="module")

@@ -5,24 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from factories import tiny_stylegan2 as _tiny
 
 from sefa_plugin import Directions, DirectionsMismatchError, SefaPipeline, StyleGAN2Generator
 from sefa_plugin.models import PGGANGenerator
 
 
 def tiny_stylegan2(seed: int = 0, **kwargs) -> StyleGAN2Generator:
-    torch.manual_seed(seed)
-    cfg = dict(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
-    cfg.update(kwargs)
-    g = StyleGAN2Generator(**cfg).eval()
-    with torch.no_grad():
-        for name, buf in g.named_buffers():
-            if name.endswith("w_avg"):
-                buf.normal_()
-        for name, p in g.named_parameters():
-            if name.endswith("noise_strength"):
-                p.fill_(0.1)
-    return g
+    return _tiny(seed, trained_like=True, **kwargs)
 
 
 @pytest.fixture
