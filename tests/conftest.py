@@ -145,9 +145,7 @@ def _clear_hf_file_system_cache() -> None:
         module.HfFileSystem.clear_instance_cache()
 
 
-def _patch_hub_constants(
-    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]
-) -> dict[str, tuple[Any, Any]]:
+def _patch_hub_constants(monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Patch `huggingface_hub.constants` and every import-time copy of it.
 
     Returns ``{name: (original value, test value)}`` for every name a module may hold a copy under.

@@ -231,9 +231,7 @@ def _parse_commit_payload(body: bytes) -> tuple[dict[str, Any], list[_Operation]
             item = json.loads(line)
             key, value = item["key"], item["value"]
         except (ValueError, KeyError, TypeError) as err:
-            raise HubError(
-                HTTPStatus.BAD_REQUEST, f"Malformed commit payload line {line_number}: {err}"
-            ) from err
+            raise HubError(HTTPStatus.BAD_REQUEST, f"Malformed commit payload line {line_number}: {err}") from err
         if key == "header":
             if header is not None or operations:
                 raise HubError(HTTPStatus.BAD_REQUEST, "The commit header must come first, once")
@@ -244,9 +242,7 @@ def _parse_commit_payload(body: bytes) -> tuple[dict[str, Any], list[_Operation]
             try:
                 content = base64.b64decode(value["content"], validate=True)
             except (binascii.Error, KeyError, TypeError) as err:
-                raise HubError(
-                    HTTPStatus.BAD_REQUEST, f"Invalid base64 content on line {line_number}"
-                ) from err
+                raise HubError(HTTPStatus.BAD_REQUEST, f"Invalid base64 content on line {line_number}") from err
             operations.append(_Operation("file", _validate_path(value.get("path", "")), content))
         elif key == "deletedFile":
             operations.append(_Operation("deletedFile", _validate_path(value.get("path", ""))))
@@ -274,16 +270,12 @@ def _apply_operations(files: Mapping[str, bytes], operations: Iterable[_Operatio
             new_files[operation.path] = operation.content
         elif operation.kind == "deletedFile":
             if new_files.pop(operation.path, None) is None:
-                raise HubError(
-                    HTTPStatus.NOT_FOUND, f"File not found: {operation.path}", error_code="EntryNotFound"
-                )
+                raise HubError(HTTPStatus.NOT_FOUND, f"File not found: {operation.path}", error_code="EntryNotFound")
         else:  # deletedFolder
             prefix = operation.path + "/"
             doomed = [path for path in new_files if path.startswith(prefix)]
             if not doomed:
-                raise HubError(
-                    HTTPStatus.NOT_FOUND, f"Folder not found: {operation.path}", error_code="EntryNotFound"
-                )
+                raise HubError(HTTPStatus.NOT_FOUND, f"Folder not found: {operation.path}", error_code="EntryNotFound")
             for path in doomed:
                 del new_files[path]
     return new_files
@@ -339,9 +331,7 @@ class _HubState:
             if oid is None and _FULL_OID.fullmatch(revision) and revision in repo.commits:
                 oid = revision
             if oid is None:
-                raise HubError(
-                    HTTPStatus.NOT_FOUND, f"Invalid rev id: {revision}", error_code="RevisionNotFound"
-                )
+                raise HubError(HTTPStatus.NOT_FOUND, f"Invalid rev id: {revision}", error_code="RevisionNotFound")
             return repo.commits[oid]
 
     def history(self, repo: _Repo, revision: str) -> list[Commit]:
@@ -367,9 +357,7 @@ class _HubState:
             if branch == DEFAULT_BRANCH:
                 raise HubError(HTTPStatus.FORBIDDEN, "Cannot delete the default branch")
             if repo.branches.pop(branch, None) is None:
-                raise HubError(
-                    HTTPStatus.NOT_FOUND, f"Invalid rev id: {branch}", error_code="RevisionNotFound"
-                )
+                raise HubError(HTTPStatus.NOT_FOUND, f"Invalid rev id: {branch}", error_code="RevisionNotFound")
 
     # -- commits --------------------------------------------------------------------------------
 
@@ -379,9 +367,7 @@ class _HubState:
         """Open a pull request against ``base``; its ref starts at the head of ``base``."""
         with self._lock:
             head = self._branch_head(repo, base)
-            pull_request = PullRequest(
-                num=len(repo.pull_requests) + 1, title=title, description=description, base=base
-            )
+            pull_request = PullRequest(num=len(repo.pull_requests) + 1, title=title, description=description, base=base)
             repo.pull_requests[pull_request.num] = pull_request
             repo.branches[pull_request.ref] = head.oid
             return pull_request
@@ -414,9 +400,7 @@ class _HubState:
             new_files = _apply_operations(head.files, operations)  # raises before any change
             pull_request = None
             if create_pr:
-                pull_request = self.open_pull_request(
-                    repo, title=summary, description=description, base=branch
-                )
+                pull_request = self.open_pull_request(repo, title=summary, description=description, base=branch)
                 repo.branches[pull_request.ref] = head.oid
                 branch = pull_request.ref
             commit = self._add_commit(
@@ -437,9 +421,7 @@ class _HubState:
     def _find_commit(repo: _Repo, oid_prefix: str) -> Commit:
         matches = [commit for oid, commit in repo.commits.items() if oid.startswith(oid_prefix.lower())]
         if len(matches) != 1:
-            raise HubError(
-                HTTPStatus.NOT_FOUND, f"Invalid rev id: {oid_prefix}", error_code="RevisionNotFound"
-            )
+            raise HubError(HTTPStatus.NOT_FOUND, f"Invalid rev id: {oid_prefix}", error_code="RevisionNotFound")
         return matches[0]
 
     def _add_commit(
@@ -775,9 +757,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
     @staticmethod
     def _folder_entry(path: str, files: Mapping[str, bytes]) -> dict[str, Any]:
         prefix = path + "/"
-        listing = "\n".join(
-            f"{p} {git_blob_oid(c)}" for p, c in sorted(files.items()) if p.startswith(prefix)
-        )
+        listing = "\n".join(f"{p} {git_blob_oid(c)}" for p, c in sorted(files.items()) if p.startswith(prefix))
         return {"type": "directory", "oid": git_blob_oid(listing.encode()), "size": 0, "path": path}
 
     @staticmethod
@@ -825,13 +805,9 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
             if not name.startswith("refs/")
         ]
         pull_requests = [
-            {"name": name, "ref": name, "targetCommit": oid}
-            for name, oid in refs
-            if name.startswith("refs/pr/")
+            {"name": name, "ref": name, "targetCommit": oid} for name, oid in refs if name.startswith("refs/pr/")
         ]
-        return _Response.json(
-            {"branches": branches, "tags": [], "converts": [], "pullRequests": pull_requests}
-        )
+        return _Response.json({"branches": branches, "tags": [], "converts": [], "pullRequests": pull_requests})
 
     def _route_commits(self, repo_type: str, repo_id: str, revision: str) -> _Response:
         repo = self._readable_repo(repo_type, repo_id)
@@ -841,9 +817,7 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
                 {
                     "id": commit.oid,
                     "title": commit.summary,
-                    "message": f"{commit.summary}\n\n{commit.description}"
-                    if commit.description
-                    else commit.summary,
+                    "message": f"{commit.summary}\n\n{commit.description}" if commit.description else commit.summary,
                     "authors": [{"user": USER_NAME, "avatar": ""}],
                     "date": _iso(commit.created_at),
                 }
@@ -1031,9 +1005,7 @@ class HubServer:
 
     user: ClassVar[str] = USER_NAME
 
-    def __init__(
-        self, token: str | None = None, *, gitattributes: bytes | None = DEFAULT_GITATTRIBUTES
-    ) -> None:
+    def __init__(self, token: str | None = None, *, gitattributes: bytes | None = DEFAULT_GITATTRIBUTES) -> None:
         self.token: str = token or f"hf_test_{secrets.token_hex(16)}"
         self._state = _HubState(gitattributes)
         self._hooks_lock = threading.Lock()
@@ -1101,16 +1073,12 @@ class HubServer:
                 status=status, message=message or f"Commit failed on purpose (HTTP {status})", remaining=count
             )
 
-    def repo_files(
-        self, repo_id: str, revision: str = DEFAULT_BRANCH, *, repo_type: str = "model"
-    ) -> dict[str, bytes]:
+    def repo_files(self, repo_id: str, revision: str = DEFAULT_BRANCH, *, repo_type: str = "model") -> dict[str, bytes]:
         """The files of ``repo_id`` at ``revision`` (branch or commit oid) as ``{path: content}``."""
         repo = self._state.get_repo(repo_type, repo_id)
         return dict(self._state.resolve(repo, revision).files)
 
-    def commits(
-        self, repo_id: str, revision: str = DEFAULT_BRANCH, *, repo_type: str = "model"
-    ) -> list[Commit]:
+    def commits(self, repo_id: str, revision: str = DEFAULT_BRANCH, *, repo_type: str = "model") -> list[Commit]:
         """The history of ``revision``, oldest first (``[0]`` is the repo's initial commit)."""
         return self._state.history(self._state.get_repo(repo_type, repo_id), revision)
 
@@ -1159,9 +1127,7 @@ class HubServer:
         repo_type: str = "model",
     ) -> str:
         """Commit ``files`` (added/overwritten) and ``delete`` (removed) without HTTP; return the oid."""
-        operations = [
-            _Operation("file", _validate_path(path), content) for path, content in (files or {}).items()
-        ]
+        operations = [_Operation("file", _validate_path(path), content) for path, content in (files or {}).items()]
         operations += [_Operation("deletedFile", _validate_path(path)) for path in delete]
         repo = self._state.get_repo(repo_type, repo_id)
         return self._state.commit(repo, branch, operations, summary=message)[0].oid

@@ -41,9 +41,7 @@ def _sqrt_psd(mat: np.ndarray) -> np.ndarray:
     return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
 
 
-def frechet_distance_from_statistics(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
-) -> float:
+def frechet_distance_from_statistics(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance between ``N(mu1, sigma1)`` and ``N(mu2, sigma2)`` (float64).
 
     Example:
@@ -83,9 +81,7 @@ def frechet_distance(feats_a: np.ndarray | torch.Tensor, feats_b: np.ndarray | t
     """
     a, b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"`feats_a` and `feats_b` must have the same feature size, got {a.shape[1]} and {b.shape[1]}."
-        )
+        raise ValueError(f"`feats_a` and `feats_b` must have the same feature size, got {a.shape[1]} and {b.shape[1]}.")
     return frechet_distance_from_statistics(
         a.mean(axis=0), np.cov(a, rowvar=False).reshape(a.shape[1], a.shape[1]),
         b.mean(axis=0), np.cov(b, rowvar=False).reshape(b.shape[1], b.shape[1]),
@@ -122,9 +118,7 @@ def feature_statistics(
         raise ValueError(f"`batch_size` must be ≥ 1, got {batch_size}.")
     if isinstance(images_or_iterable, torch.Tensor):
         images = images_or_iterable
-        batches: Iterable[torch.Tensor] = (
-            images[i : i + batch_size] for i in range(0, len(images), batch_size)
-        )
+        batches: Iterable[torch.Tensor] = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
     else:
         batches = images_or_iterable
     dim = predictor.config.feature_dim

@@ -114,8 +114,7 @@ class FactorPredictor(ModelMixin, ConfigMixin):
             raise ValueError(f"`channels` must be a non-empty list of positive ints, got {channels}.")
         if 2 ** len(channels) > img_resolution:
             raise ValueError(
-                f"`channels` has {len(channels)} stride-2 stages, too many for "
-                f"`img_resolution`={img_resolution}."
+                f"`channels` has {len(channels)} stride-2 stages, too many for `img_resolution`={img_resolution}."
             )
         if feature_dim < 1:
             raise ValueError(f"`feature_dim` must be ≥ 1, got {feature_dim}.")
@@ -128,8 +127,7 @@ class FactorPredictor(ModelMixin, ConfigMixin):
             factor_kinds = list(factor_kinds)
             if len(factor_kinds) != len(names):
                 raise ValueError(
-                    f"`factor_kinds` as a list must have one kind per factor ({len(names)}), "
-                    f"got {len(factor_kinds)}."
+                    f"`factor_kinds` as a list must have one kind per factor ({len(names)}), got {len(factor_kinds)}."
                 )
             factor_kinds = dict(zip(names, factor_kinds, strict=True))
         if factor_ranges is None:
@@ -198,18 +196,14 @@ class FactorPredictor(ModelMixin, ConfigMixin):
         c, r = self.config.img_channels, self.config.img_resolution
         expected = f"[N, {c}, {r}, {r}]"
         if not isinstance(images, torch.Tensor):
-            raise TypeError(
-                f"`images` must be a torch.Tensor of shape {expected}, got {type(images).__name__}."
-            )
+            raise TypeError(f"`images` must be a torch.Tensor of shape {expected}, got {type(images).__name__}.")
         if images.ndim != 4 or images.shape[1] != c or images.shape[2] != r or images.shape[3] != r:
             hint = ""
             if images.ndim == 4 and images.shape[1] == c and images.shape[2:] != (r, r):
                 hint = " (images of another resolution are not resized: resize them explicitly if you must)"
             raise ValueError(f"`images` must have shape {expected}, got {list(images.shape)}{hint}.")
         if not images.is_floating_point():
-            raise ValueError(
-                f"`images` must be a floating-point tensor in [-1, 1], got dtype {images.dtype}."
-            )
+            raise ValueError(f"`images` must be a floating-point tensor in [-1, 1], got dtype {images.dtype}.")
         return images
 
     def encode_targets(self, factors: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -332,10 +326,7 @@ class FactorPredictor(ModelMixin, ConfigMixin):
         was_training = self.training
         self.eval()
         try:
-            parts = [
-                self.decode(self.forward(images[i : i + batch_size]))
-                for i in range(0, len(images), batch_size)
-            ]
+            parts = [self.decode(self.forward(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
         finally:
             self.train(was_training)
         if not parts:  # empty input: run on one dummy image for the keys/shapes, keep 0 rows

@@ -102,9 +102,7 @@ def test_save_load_roundtrip(tiny, tmp_path: Path):
 
 
 def test_train_and_evaluate_smoke():
-    model = train_predictor(
-        steps=2, batch_size=4, resolution=32, channels=(4, 4), feature_dim=8, progress=False
-    )
+    model = train_predictor(steps=2, batch_size=4, resolution=32, channels=(4, 4), feature_dim=8, progress=False)
     assert model.config.img_resolution == 32 and not model.training
     metrics = evaluate_predictor(model, num=12, batch_size=5)
     assert 0 <= metrics["shape_accuracy"] <= 1 and metrics["num_images"] == 12
