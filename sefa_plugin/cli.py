@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -293,8 +294,12 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     )
     directions = out.directions
     seconds = directions.extra["train_seconds"]
-    logger.info("learned directions: %d steps in %.1f s (%.2f steps/s)", directions.extra["steps"], seconds,
-                directions.extra["steps"] / seconds if seconds else float("nan"))  # fmt: skip
+    logger.info(
+        "learned directions: %d steps in %.1f s (%.2f steps/s)",
+        directions.extra["steps"],
+        seconds,
+        directions.extra["steps"] / seconds if seconds else float("nan"),
+    )
     _save_with_preview(pipe, directions, args)
     with atomic_folder(Path(args.out) / "reconstructor", what="--out") as tmp:
         out.reconstructor.save_pretrained(tmp)
@@ -337,9 +342,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         res: dict = {}
         if args.rca_steps > 0:
             res["rca"] = reconstructor_classification_accuracy(
-                pipe, directions, steps=args.rca_steps, batch_size=args.batch_size,
-                eval_batches=args.rca_batches, seed=args.seed,
-            )  # fmt: skip
+                pipe,
+                directions,
+                steps=args.rca_steps,
+                batch_size=args.batch_size,
+                eval_batches=args.rca_batches,
+                seed=args.seed,
+            )
             print(f"{name}: RCA {res['rca'].accuracy:.3f} (chance {res['rca'].chance:.3f})")
         if boundaries is not None:
             res["agreement"] = boundary_agreement(directions, boundaries)
@@ -347,13 +356,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"{name}: agreement {best}")
         if predictor is not None:
             res["rescoring"] = rescore_directions(
-                pipe, directions, predictor, num_samples=args.rescoring_samples, strength=args.strength,
+                pipe,
+                directions,
+                predictor,
+                num_samples=args.rescoring_samples,
+                strength=args.strength,
                 seed=args.seed,
-            )  # fmt: skip
+            )
         results[name] = res
     model_name = pipe.source.get("repo_id") or Path(args.model or "stylegan2-shapes64 (embedded)").name
     path = write_report(args.out, model_name, results)
     print(f"wrote {path}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .pipelines import SefaPipeline
+
+    pipe = SefaPipeline.from_checkpoint(args.src, format=args.format)
+    pipe.save_pretrained(args.out)
+    g = pipe.generator
+    print(
+        f"converted {args.src} ({pipe.source['source_format']}) to {args.out}: {type(g).__name__}, "
+        f"{g.config.img_resolution}x{g.config.img_resolution}, {g.num_ws} W+ layers"
+    )
+    if args.push:
+        url = pipe.push_to_hub(args.push, token=args.token, private=args.private or None)
+        print(f"pushed to {args.push}: {url}")
     return 0
 
 
@@ -524,6 +553,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of RCA batches and first re-scoring seed")
     p.set_defaults(func=_cmd_evaluate)
 
+    from .convert import FORMATS
+
+    p = sub.add_parser("convert", help="convert a checkpoint (safely) to a pipeline folder", formatter_class=fmt)
+    p.add_argument("src", help="checkpoint file: NVIDIA .pkl (stylegan2-ada / stylegan3) or rosinality .pt")
+    p.add_argument("--format", choices=FORMATS, default=None, help="source format (default: detected)")
+    p.add_argument("--out", required=True, help="pipeline folder to write (model_index.json, generator/, card)")
+    p.add_argument("--push", default=None, metavar="REPO_ID", help="also push the folder to this Hub repo")
+    p.add_argument("--token", default=None, help="Hub token for --push")
+    p.add_argument("--private", action="store_true", help="create the --push repo as private")
+    p.set_defaults(func=_cmd_convert)
+
     p = sub.add_parser("push", help="push a direction folder to the Hub", formatter_class=fmt)
     p.add_argument("directory", help="folder written by `sefa factorize`")
     p.add_argument("repo_id", help="target Hub repo, e.g. someone/ffhq-sefa-directions")
@@ -557,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args))
-    except (ValueError, OSError, IndexError, KeyError) as err:
+    except (ValueError, OSError, IndexError, KeyError, pickle.UnpicklingError) as err:  # incl. UnsafePickleError
         logger.debug("failed", exc_info=True)
         print(f"sefa {args.command}: error: {err}", file=sys.stderr)
         return 2

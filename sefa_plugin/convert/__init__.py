@@ -36,6 +36,7 @@ from .safe_unpickler import (
 
 __all__ = [
     "FORMATS",
+    "LICENSE_NOTES",
     "PersistentRecord",
     "UnsafePickleError",
     "convert_checkpoint",
@@ -51,6 +52,13 @@ __all__ = [
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
 FORMATS: tuple[str, ...] = ("nvidia", "rosinality")
+#: What a converted folder's card says about the license of the weights, per source format.
+LICENSE_NOTES = {
+    "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
+    "(non-commercial); for other pickles in this format, check the original weights' license.",
+    "rosinality": "rosinality/stylegan2-pytorch's code is MIT; the weights carry the license of whoever trained "
+    "them (and of their training data): check the original weights' license.",
+}
 
 # A legacy torch.save stream is 4 pickles (magic, protocol, sys_info, object) before the raw storage data.
 _MAX_PICKLES = 4

@@ -131,9 +131,41 @@ class GANPipeline(DiffusionPipeline):
         pipe.source = source
         return pipe
 
+    @classmethod
+    def from_checkpoint(cls, src: str | os.PathLike, format: str | None = None) -> GANPipeline:
+        """Convert a third-party checkpoint (never executing pickled code) into a pipeline.
+
+        Args:
+            src: Checkpoint file (an NVIDIA ``.pkl``, a rosinality ``.pt`` ...).
+            format: One of :data:`sefa_plugin.convert.FORMATS`, or None to detect it.
+
+        The source file's name, SHA-256, format and license note are kept in :attr:`source` and written to
+        the model card by :meth:`save_pretrained` / :meth:`push_to_hub`.
+
+        Example:
+
+        >>> pipe = SefaPipeline.from_checkpoint("network-snapshot-025000.pkl")  # doctest: +SKIP
+        >>> pipe.save_pretrained("my-stylegan2")  # doctest: +SKIP
+        """
+        from ..convert import LICENSE_NOTES, convert_checkpoint, detect_format
+        from ..hub import file_sha256
+
+        if not os.path.isfile(src):
+            raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file.")
+        fmt = format or detect_format(src)
+        pipe = cls(generator=convert_checkpoint(src, format=fmt))
+        pipe.source = {
+            "source_file": os.path.basename(src),
+            "source_sha256": file_sha256(src),
+            "source_format": fmt,
+            "license_note": LICENSE_NOTES[fmt],
+        }
+        return pipe
+
     def provenance(self) -> dict[str, Any]:
-        """Where the generator came from and its weights fingerprint (stored in direction files)."""
-        info = {k: v for k, v in self.source.items() if k in ("repo_id", "revision")}
+        """Where the generator came from and its weights fingerprint (stored in direction files and cards)."""
+        keys = ("repo_id", "revision", "source_file", "source_sha256", "source_format", "license_note")
+        info = {k: v for k, v in self.source.items() if k in keys}
         info["class_name"] = type(self.generator).__name__
         info["num_ws"] = self.generator.num_ws
         info["weights_sha256"] = weights_sha256(self.generator)

@@ -1,0 +1,73 @@
+"""`sefa convert` / `GANPipeline.from_checkpoint`: checkpoint → pipeline folder (+ card) → factorize, and push."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import torch
+from factories import tiny_stylegan2
+from test_convert_rosinality import to_rosinality
+
+from sefa_plugin import SefaPipeline
+from sefa_plugin.cli import main
+
+
+def _rosinality_file(tmp_path):
+    g = tiny_stylegan2(trained_like=True, channel_max=32, mapping_layers=3)
+    state, latent_avg = to_rosinality(g)
+    path = tmp_path / "550000.pt"
+    torch.save({"g_ema": state, "latent_avg": latent_avg}, path)
+    return g, path
+
+
+def test_convert_command_writes_a_loadable_folder(tmp_path, capsys):
+    g, path = _rosinality_file(tmp_path)
+    out = tmp_path / "converted"
+    assert main(["convert", str(path), "--out", str(out)]) == 0
+    assert "rosinality" in capsys.readouterr().out
+    pipe = SefaPipeline.from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    z = torch.randn(2, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(pipe.generator(z, truncation_psi=0.7), g(z, truncation_psi=0.7))
+    assert len(pipe.factorize(num_directions=4)) == 4
+    card = (out / "README.md").read_text()
+    assert "550000.pt" in card and hashlib.sha256(path.read_bytes()).hexdigest() in card
+    assert "rosinality" in card and "license" in card.lower()
+
+
+def test_convert_and_push(tmp_path, hub_env):
+    _, path = _rosinality_file(tmp_path)
+    argv = [
+        "convert",
+        str(path),
+        "--out",
+        str(tmp_path / "out"),
+        "--push",
+        "tester/converted",
+        "--token",
+        hub_env.token,
+    ]
+    assert main(argv) == 0
+    files = hub_env.server.repo_files("tester/converted")
+    assert "model_index.json" in files and b"550000.pt" in files["README.md"]
+    assert SefaPipeline.from_pretrained("tester/converted", token=hub_env.token).generator.num_ws == 6
+
+
+def test_convert_refuses_code_and_unknown_files(tmp_path, capsys):
+    sentinel = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {sentinel}",))
+
+    bad = tmp_path / "evil.pt"
+    torch.save({"g_ema": Evil()}, bad)
+    assert main(["convert", str(bad), "--format", "rosinality", "--out", str(tmp_path / "x")]) == 2
+    assert "system" in capsys.readouterr().err and not sentinel.exists()
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not a checkpoint")
+    assert main(["convert", str(junk), "--out", str(tmp_path / "y")]) == 2
+    assert "format" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
