@@ -40,6 +40,11 @@ def main() -> None:
         default=f"{platform.processor() or platform.machine()} CPU, 2 cores",
         help="hardware description recorded in the card",
     )
+    parser.add_argument(
+        "--earlier",
+        default=None,
+        help="for a warm-started run: what trained the starting weights (recorded in the card)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
 
@@ -61,6 +66,12 @@ def main() -> None:
         "training config": "`" + json.dumps(state["config"], sort_keys=True) + "`",
         "weights sha256": weights_sha256(generator),
     }
+    init = cfg.extra.get("init_generator")
+    if init is not None:
+        provenance["training command"] += f"  --init-generator {init['source']}"
+        provenance["warm start"] = f"weights sha256 {init['weights_sha256']}" + (
+            f": {args.earlier}" if args.earlier else ""
+        )
     card = render_card(
         "model_card.md",
         base_model=None,

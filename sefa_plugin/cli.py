@@ -245,7 +245,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pl_weight=args.pl_weight,
         seed=args.seed,
     )
-    trainer = Trainer(cfg, run_dir=args.run_dir, device=args.device)
+    trainer = Trainer(cfg, run_dir=args.run_dir, device=args.device, init_generator=args.init_generator)
     trainer.train(iterations=args.iterations, checkpoint_every=args.checkpoint_every)
     if args.export:
         trainer.export_generator(args.export)
@@ -586,6 +586,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--export", default=None, help="save the EMA generator here when done")
+    p.add_argument(
+        "--init-generator",
+        default=None,
+        help="warm-start a new run from this generator or pipeline folder (same architecture; fresh discriminator)",
+    )
     p.set_defaults(func=_cmd_train)
     return parser
 

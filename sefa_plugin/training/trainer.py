@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,33 @@ def build_generator(cfg: TrainingConfig) -> StyleGAN2Generator:
     )
 
 
+def _load_init_generator(source: str | os.PathLike, cfg: TrainingConfig) -> tuple[dict, dict]:
+    """Weights of a saved generator for a warm start, checked against the run's architecture."""
+    from ..hub import weights_sha256
+
+    folder = Path(source)
+    if (folder / "generator" / "config.json").is_file():
+        folder = folder / "generator"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"`init_generator` {str(source)!r} holds no generator: expected config.json (a generator folder) "
+            "or generator/config.json (a pipeline folder)."
+        )
+    loaded = StyleGAN2Generator.from_pretrained(folder)
+    expected = build_generator(cfg)
+    ours, theirs = expected.state_dict(), loaded.state_dict()
+    mismatched = sorted(
+        k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
+    )
+    if mismatched:
+        raise ValueError(
+            f"`init_generator` {str(source)!r} does not match the training configuration "
+            f"(resolution {cfg.resolution}, z_dim {cfg.z_dim}, w_dim {cfg.w_dim}, channel_base {cfg.channel_base}, "
+            f"channel_max {cfg.channel_max}, mapping_layers {cfg.mapping_layers}); differing keys: {mismatched[:5]}"
+        )
+    return theirs, {"source": str(source), "weights_sha256": weights_sha256(loaded)}
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -112,6 +139,10 @@ class Trainer:
         config: The run's :class:`TrainingConfig` (ignored when resuming: the checkpoint's is used).
         run_dir: Folder for checkpoints, sample grids and the log; resumed from when it holds a checkpoint.
         device: ``"cpu"``, ``"cuda"`` ... (ignored when ``accelerate`` manages devices).
+        init_generator: Warm start for a *new* run: a generator folder (``config.json`` + safetensors, as
+            ``save_pretrained`` writes it) or a pipeline folder holding ``generator/``. Its weights become
+            both the trained and the EMA generator (the discriminator starts fresh); its fingerprint is
+            recorded in ``config.extra["init_generator"]``. Must match the configuration's architecture.
 
     Example:
 
@@ -121,7 +152,13 @@ class Trainer:
     >>> trainer.train(iterations=2)  # doctest: +SKIP
     """
 
-    def __init__(self, config: TrainingConfig, run_dir: str | os.PathLike, device: str | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainingConfig,
+        run_dir: str | os.PathLike,
+        device: str | None = None,
+        init_generator: str | os.PathLike | None = None,
+    ) -> None:
         from accelerate import Accelerator
 
         self.run_dir = Path(run_dir)
@@ -134,12 +171,21 @@ class Trainer:
         if state is not None:
             config = TrainingConfig(**state["config"])
             logger.info("Resuming %s at iteration %d", ckpt_path, state["iteration"])
+            if init_generator is not None:
+                logger.warning("`init_generator` is ignored: %s resumes from its checkpoint.", ckpt_path)
+                init_generator = None
+        init_weights = None
+        if init_generator is not None:
+            init_weights, fingerprint = _load_init_generator(init_generator, config)
+            config = replace(config, extra={**config.extra, "init_generator": fingerprint})
         self.config = config
         use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
         self.accelerator = Accelerator(cpu=use_cpu)
         torch.manual_seed(config.seed)
         self.G = build_generator(config)
         self.D = Discriminator(config.resolution, channel_base=config.channel_base, channel_max=config.channel_max)
+        if init_weights is not None:
+            self.G.load_state_dict(init_weights)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         # Lazy regularisation: rescale lr and betas so that the effective optimisation matches (StyleGAN2).
         opt_g = self._adam(self.G, config.pl_interval if config.pl_weight > 0 else None)

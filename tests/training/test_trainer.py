@@ -63,3 +63,29 @@ def test_bad_run_dir(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OSError, match="run_dir"):
         Trainer(TrainingConfig(**TINY), run_dir=tmp_path / "file" / "run", device="cpu")
+
+
+def test_warm_start_from_a_saved_generator(tmp_path):
+    torch.set_num_threads(1)
+    first = Trainer(TrainingConfig(**TINY), run_dir=tmp_path / "first", device="cpu")
+    first.train(iterations=2, checkpoint_every=100)
+    SefaPipeline(generator=first.G_ema).save_pretrained(tmp_path / "pipe")  # a pipeline folder
+    cfg = TrainingConfig(**{**TINY, "seed": 7})
+    warm = Trainer(cfg, run_dir=tmp_path / "warm", device="cpu", init_generator=tmp_path / "pipe")
+    assert warm.iteration == 0
+    for a, b in zip(warm.G_ema.parameters(), first.G_ema.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert warm.config.extra["init_generator"]["weights_sha256"]
+    warm.train(iterations=1, checkpoint_every=100)
+    # Resuming keeps the fingerprint (it is part of the checkpoint's config) and ignores a new init.
+    again = Trainer(TrainingConfig(), run_dir=tmp_path / "warm", device="cpu", init_generator=tmp_path / "nowhere")
+    assert again.iteration == 1 and again.config.extra == warm.config.extra
+    with pytest.raises(FileNotFoundError, match="init_generator"):
+        Trainer(cfg, run_dir=tmp_path / "x", device="cpu", init_generator=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"init_generator.*does not match"):
+        Trainer(
+            TrainingConfig(**{**TINY, "w_dim": 8}),
+            run_dir=tmp_path / "y",
+            device="cpu",
+            init_generator=tmp_path / "pipe",
+        )
