@@ -70,9 +70,31 @@ def main() -> None:
         ros = tmp / "550000.pt"
         state, latent_avg = to_rosinality(g)
         torch.save({"g_ema": state, "latent_avg": latent_avg}, ros)
+        # What rosinality's train.py saves: g, d, g_ema and both Adam states (distinct random stand-ins of
+        # the generator's sizes for d and the optimizer moments; only g_ema is read by the converter).
+        ros_train = tmp / "train-550000.pt"
+
+        def stand_in(like: dict) -> dict:
+            return {k: torch.randn_like(v) for k, v in like.items()}
+
+        def adam(like: dict) -> dict:
+            pairs = zip(stand_in(like).values(), stand_in(like).values(), strict=True)
+            moments = {
+                i: {"step": torch.tensor(1.0), "exp_avg": a, "exp_avg_sq": b.abs()} for i, (a, b) in enumerate(pairs)
+            }
+            return {"state": moments, "param_groups": [{"lr": 0.002, "params": list(range(len(like)))}]}
+
+        checkpoint = {"g": stand_in(state), "d": stand_in(state), "g_ema": state, "latent_avg": latent_avg}
+        torch.save({**checkpoint, "g_optim": adam(state), "d_optim": adam(state)}, ros_train)
+        del checkpoint
         del g, state
         print(f"StyleGAN2 {args.resolution}² config F: {n_params / 1e6:.1f} M generator parameters")
-        for name, src in (("nvidia pickle (G + G_ema + D)", nv), ("rosinality .pt (g_ema)", ros)):
+        cases = (
+            ("nvidia pickle (G + G_ema + D)", nv),
+            ("rosinality .pt (g_ema only)", ros),
+            ("rosinality .pt (train.py: g, d, g_ema, optimizers)", ros_train),
+        )
+        for name, src in cases:
             r = run_child(str(src), str(tmp / f"out-{src.stem}"))
             size_mb = src.stat().st_size / 2**20
             added = r["peak_rss_mb"] - r["rss_before_mb"]

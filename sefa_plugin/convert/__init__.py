@@ -21,6 +21,7 @@ import io
 import os
 import pickletools
 import zipfile
+from collections.abc import Iterator
 from typing import IO
 
 from ..models.stylegan2 import StyleGAN2Generator
@@ -64,29 +65,36 @@ LICENSE_NOTES = {
 _MAX_PICKLES = 4
 
 
-def _pickle_streams(data: bytes) -> list[bytes]:
-    """The pickle program(s) whose opcodes describe the checkpoint's top-level object."""
-    if data[:4] == ZIP_MAGIC:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return [archive.read(n) for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
-    return [data]
+def _pickle_streams(file: IO[bytes]) -> Iterator[IO[bytes]]:
+    """The pickle program(s) whose opcodes describe the checkpoint's top-level object, as streams."""
+    start = file.tell()
+    head = file.read(4)
+    file.seek(start)
+    if head == ZIP_MAGIC:
+        with zipfile.ZipFile(file) as archive:
+            for name in archive.namelist():
+                if name.endswith("data.pkl") and name.count("/") == 1:
+                    yield io.BytesIO(archive.read(name))
+    else:
+        yield file
 
 
-def _pickle_strings(data: bytes) -> set[str]:
-    """Every string constant and global name in the leading pickles of `data`, read without unpickling."""
+def _pickle_strings(file: IO[bytes]) -> set[str]:
+    """Every string constant and global name in the leading pickles of `file`, read without unpickling.
+
+    The file is streamed: only one opcode's argument is in memory at a time, so detecting the format of a
+    large checkpoint costs no more than its largest tensor.
+    """
     found: set[str] = set()
-    for stream in _pickle_streams(data):
-        file = io.BytesIO(stream)
+    for stream in _pickle_streams(file):
         for _ in range(_MAX_PICKLES):
-            if file.tell() >= len(stream):
-                break
             try:
-                for opcode, arg, _pos in pickletools.genops(file):
+                for opcode, arg, _pos in pickletools.genops(stream):
                     if isinstance(arg, str):
                         found.add(arg)
                         if opcode.name == "GLOBAL":  # "module name" (protocols <= 3)
                             found.add(arg.replace(" ", "."))
-            except ValueError:  # raw storage bytes after the last pickle, or a truncated file
+            except ValueError:  # raw storage bytes after the last pickle, the end of the file, or a truncated file
                 break
     return found
 
@@ -101,13 +109,12 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
     """
     if isinstance(src, bytes | bytearray):
-        data = bytes(src)
+        strings = _pickle_strings(io.BytesIO(src))
     elif isinstance(src, str | os.PathLike):
         with open(src, "rb") as handle:
-            data = handle.read()
+            strings = _pickle_strings(handle)
     else:
-        data = src.read()
-    strings = _pickle_strings(data)
+        strings = _pickle_strings(src)
     persistence = NVIDIA_PERSISTENT_GLOBAL in strings or "_reconstruct_persistent_obj" in strings
     if "G_ema" in strings and persistence:
         return "nvidia"

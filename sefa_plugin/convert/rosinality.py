@@ -37,6 +37,7 @@ import contextlib
 import math
 import os
 import re
+import zipfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -231,8 +232,11 @@ def load_rosinality_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """
     safe_globals = getattr(torch.serialization, "safe_globals", None)
     context = safe_globals([argparse.Namespace]) if safe_globals is not None else contextlib.nullcontext()
+    # Memory-map zip checkpoints: only the tensors the converter reads (g_ema's, not g/d or the optimizer
+    # states of a training checkpoint) are ever paged in.
+    mmap = zipfile.is_zipfile(path)
     with context:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     if not isinstance(data, dict):
         raise ValueError(f"A rosinality checkpoint is a dict, got {type(data).__name__} from {path!s}.")
     return data

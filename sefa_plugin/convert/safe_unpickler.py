@@ -51,6 +51,7 @@ import io
 import os
 import pickle
 import struct
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -182,7 +183,7 @@ class _StorageType:
     dtype: torch.dtype
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _LoadedStorage:
     """A storage read from a checkpoint: an untyped byte storage plus the dtype it holds."""
 
@@ -334,7 +335,7 @@ def _load_from_bytes(data: Any) -> _LoadedStorage:
     """``torch.storage._load_from_bytes``: a storage serialised as a nested legacy ``torch.save`` blob."""
     if not isinstance(data, bytes | bytearray):
         raise pickle.UnpicklingError(f"torch.storage._load_from_bytes expects bytes, got {type(data)}.")
-    result = _load_legacy(io.BytesIO(data))
+    result = _load_legacy(io.BytesIO(data), backing=data)
     if not isinstance(result, _LoadedStorage):
         raise pickle.UnpicklingError("A nested torch.storage._load_from_bytes blob did not hold a storage.")
     return result
@@ -473,11 +474,11 @@ def _storage_from_pid(pid: Any, expected_len: int) -> tuple[str, torch.dtype, in
     return str(key), storage_type.dtype, numel
 
 
-def _storage_from_bytes(raw: bytes | bytearray) -> torch.UntypedStorage:
-    buffer = bytearray(raw)  # a private, writable copy; the storage keeps a reference to it
-    if not buffer:
-        return torch.UntypedStorage(0)
-    return torch.frombuffer(buffer, dtype=torch.uint8).untyped_storage()
+def _readonly_view(data: bytes, offset: int, nbytes: int) -> torch.UntypedStorage:
+    """A storage over ``data[offset:offset + nbytes]`` without copying (it keeps `data` alive)."""
+    with warnings.catch_warnings():  # "non-writable buffer": the converters only read these tensors
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.frombuffer(data, dtype=torch.uint8, count=nbytes, offset=offset).untyped_storage()
 
 
 def _load_zip(file: IO[bytes]) -> Any:
@@ -503,14 +504,21 @@ def _load_zip(file: IO[bytes]) -> Any:
                 raw = archive.read(record)
                 if len(raw) != numel * _element_size(dtype):
                     raise pickle.UnpicklingError(f"Storage {key!r} holds {len(raw)} bytes, expected {numel} x {dtype}.")
-                cache[key] = _LoadedStorage(_storage_from_bytes(raw), dtype)
+                cache[key] = _LoadedStorage(_readonly_view(raw, 0, len(raw)) if raw else torch.UntypedStorage(0), dtype)
             return cache[key]
 
         return RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), persistent_load).load()
 
 
-def _load_legacy(file: IO[bytes], magic_checked: bool = False) -> Any:
-    """Read the legacy (non-zip) ``torch.save`` layout from `file`."""
+def _load_legacy(file: IO[bytes], magic_checked: bool = False, backing: bytes | None = None) -> Any:
+    """Read the legacy (non-zip) ``torch.save`` layout from `file`.
+
+    `backing`, when given, is the ``bytes`` object that `file` reads (a nested ``_load_from_bytes`` blob):
+    storages then become views of its raw data instead of copies, so a pickle's tensor data is held in
+    memory once (the unpickler keeps those ``bytes`` objects alive until it finishes anyway). Only the
+    storage records are views; a tensor that a nested blob builds itself (real blobs build none) would
+    see an empty placeholder and fail the bounds check.
+    """
     if not magic_checked and RestrictedUnpickler(file).load() != LEGACY_MAGIC_NUMBER:
         raise pickle.UnpicklingError("Invalid magic number: not a legacy torch.save stream.")
     protocol = RestrictedUnpickler(file).load()
@@ -527,7 +535,8 @@ def _load_legacy(file: IO[bytes], magic_checked: bool = False) -> Any:
         if pid[5] is not None:
             raise pickle.UnpicklingError("Storage views (files from PyTorch < 1.0) are not supported.")
         if key not in storages:
-            storages[key] = _LoadedStorage(torch.UntypedStorage(numel * _element_size(dtype)), dtype)
+            nbytes = 0 if backing is not None else numel * _element_size(dtype)
+            storages[key] = _LoadedStorage(torch.UntypedStorage(nbytes), dtype)
             pending[key] = (dtype, numel)
         return storages[key]
 
@@ -543,12 +552,19 @@ def _load_legacy(file: IO[bytes], magic_checked: bool = False) -> Any:
         if len(header) != 8 or struct.unpack("<q", header)[0] != numel:
             raise pickle.UnpicklingError(f"Storage {key!r}: size header does not match {numel} elements.")
         nbytes = numel * _element_size(dtype)
-        raw = file.read(nbytes)
-        if len(raw) != nbytes:
-            raise pickle.UnpicklingError(f"Storage {key!r} is truncated ({len(raw)} of {nbytes} bytes).")
-        if nbytes:
-            target = torch.empty((0,), dtype=torch.uint8).set_(storages[key].untyped)
-            target.copy_(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+        if backing is not None:
+            offset = file.tell()
+            if offset + nbytes > len(backing):
+                raise pickle.UnpicklingError(
+                    f"Storage {key!r} is truncated ({len(backing) - offset} of {nbytes} bytes)."
+                )
+            file.seek(offset + nbytes)
+            if nbytes:
+                storages[key].untyped = _readonly_view(backing, offset, nbytes)
+            continue
+        target = torch.empty((0,), dtype=torch.uint8).set_(storages[key].untyped)
+        if file.readinto(target.numpy()) != nbytes:  # straight into the storage, no intermediate copy
+            raise pickle.UnpicklingError(f"Storage {key!r} is truncated (fewer than {nbytes} bytes).")
     if pending:
         raise pickle.UnpicklingError(f"Legacy torch.save stream has no data for storages {sorted(pending)}.")
     return result
@@ -569,12 +585,14 @@ def safe_load(src: Source) -> Any:
         ValueError: The container is unsupported (TorchScript archive, big-endian data).
     """
     if isinstance(src, bytes | bytearray):
-        file: IO[bytes] = io.BytesIO(src)
-    elif isinstance(src, str | os.PathLike):
-        with open(src, "rb") as handle:
-            file = io.BytesIO(handle.read())
-    else:
-        file = src
+        return _safe_load_stream(io.BytesIO(src))
+    if isinstance(src, str | os.PathLike):
+        with open(src, "rb") as handle:  # streamed: the whole file is never held in memory
+            return _safe_load_stream(handle)
+    return _safe_load_stream(src)
+
+
+def _safe_load_stream(file: IO[bytes]) -> Any:
     start = file.tell()
     head = file.read(4)
     file.seek(start)
