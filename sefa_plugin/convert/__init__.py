@@ -7,6 +7,9 @@ Supported formats (:data:`FORMATS`):
   the source code NVIDIA pickles alongside the weights. See :func:`convert_nvidia_pickle`.
 * ``"rosinality"``: rosinality/stylegan2-pytorch ``.pt`` checkpoints, loaded with
   ``torch.load(weights_only=True)``. See :func:`convert_rosinality`.
+* ``"genforce"``: genforce ``.pth`` checkpoints (the official SeFa models: PGGAN, StyleGAN, StyleGAN2;
+  ``generator_smooth`` preferred) and huggan Hub folders (``pytorch_model.bin`` + ``config.json``), loaded
+  with ``torch.load(weights_only=True)``. See :func:`convert_genforce`.
 
 Example:
 
@@ -24,7 +27,8 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO
 
-from ..models.stylegan2 import StyleGAN2Generator
+from ..models.interface import EditableGenerator
+from .genforce import convert_genforce, detect_genforce_architecture, genforce_key_map
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .safe_unpickler import (
@@ -41,25 +45,34 @@ __all__ = [
     "PersistentRecord",
     "UnsafePickleError",
     "convert_checkpoint",
+    "convert_genforce",
     "convert_nvidia_pickle",
     "convert_nvidia_record",
     "convert_rosinality",
     "convert_rosinality_state_dict",
     "detect_format",
+    "detect_genforce_architecture",
+    "genforce_key_map",
     "nvidia_generator_config",
     "rosinality_key_map",
     "safe_load",
 ]
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
-FORMATS: tuple[str, ...] = ("nvidia", "rosinality")
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce")
 #: What a converted folder's card says about the license of the weights, per source format.
 LICENSE_NOTES = {
     "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
     "(non-commercial); for other pickles in this format, check the original weights' license.",
     "rosinality": "rosinality/stylegan2-pytorch's code is MIT; the weights carry the license of whoever trained "
     "them (and of their training data): check the original weights' license.",
+    "genforce": "genforce/sefa's code is MIT. The official PGGAN and StyleGAN weights it redistributes are NVIDIA's, "
+    "under CC BY-NC 4.0 (non-commercial); official StyleGAN2 weights are under the NVIDIA Source Code License-NC. "
+    "For other checkpoints, check the original weights' license.",
 }
+
+#: Weight files that make a folder a huggan-style checkpoint (genforce state dict + config.json).
+_FOLDER_WEIGHTS = ("pytorch_model.bin", "model.safetensors")
 
 # A legacy torch.save stream is 4 pickles (magic, protocol, sys_info, object) before the raw storage data.
 _MAX_PICKLES = 4
@@ -103,11 +116,17 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
     """Tell which of :data:`FORMATS` a checkpoint is in, from its pickle opcodes (nothing is unpickled).
 
     An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
-    ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``).
+    ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
+    checkpoint has ``generator_smooth`` or genforce's layer names; a folder holding ``pytorch_model.bin``
+    or ``model.safetensors`` is a huggan (genforce-layout) checkpoint.
 
     Raises:
         ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
     """
+    if isinstance(src, str | os.PathLike) and os.path.isdir(src):
+        if any(os.path.isfile(os.path.join(src, name)) for name in _FOLDER_WEIGHTS):
+            return "genforce"
+        raise ValueError(f"Folder {str(src)!r} holds none of {_FOLDER_WEIGHTS}: it is not a checkpoint folder.")
     if isinstance(src, bytes | bytearray):
         strings = _pickle_strings(io.BytesIO(src))
     elif isinstance(src, str | os.PathLike):
@@ -120,22 +139,25 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         return "nvidia"
     if "g_ema" in strings or {"style.1.weight", "conv1.conv.weight"} <= strings:
         return "rosinality"
+    genforce_keys = ("generator_smooth", "synthesis.early_layer.const", "synthesis.layer0.style.weight")
+    if any(k in strings for k in genforce_keys) or {"layer0.weight", "lod"} <= strings:
+        return "genforce"
     raise ValueError(
         f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
         f"pass `format=` as one of {FORMATS}."
     )
 
 
-def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> StyleGAN2Generator:
-    """Convert a third-party StyleGAN2 checkpoint to a :class:`~sefa_plugin.models.StyleGAN2Generator`.
+def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> EditableGenerator:
+    """Convert a third-party GAN checkpoint to one of our generators.
 
     Args:
-        src: Path of the checkpoint.
+        src: Path of the checkpoint file (or of a huggan checkpoint folder).
         format: One of :data:`FORMATS`, or None to detect it with :func:`detect_format`.
 
     Returns:
-        The generator in eval mode, on the CPU, in float32 (``save_pretrained`` writes it as a diffusers
-        model folder).
+        The generator (``StyleGAN2Generator``, ``StyleGANGenerator``, ``PGGANGenerator`` ...) in eval mode,
+        on the CPU, in float32 (``save_pretrained`` writes it as a diffusers model folder).
 
     Raises:
         ValueError: `format` is not one of :data:`FORMATS`, or the checkpoint does not match it.
@@ -147,4 +169,6 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Sty
         raise ValueError(f"`format` must be one of {FORMATS} (or None to detect it), got {format!r}.")
     if format == "nvidia":
         return convert_nvidia_pickle(src)
+    if format == "genforce":
+        return convert_genforce(src)
     return convert_rosinality(src)

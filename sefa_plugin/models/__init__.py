@@ -3,6 +3,14 @@
 from .dcgan import DCGANGenerator
 from .interface import LATENT_SPACES, EditableGenerator
 from .pggan import PGGANGenerator
+from .stylegan import StyleGANGenerator
 from .stylegan2 import StyleGAN2Generator
 
-__all__ = ["LATENT_SPACES", "DCGANGenerator", "EditableGenerator", "PGGANGenerator", "StyleGAN2Generator"]
+__all__ = [
+    "LATENT_SPACES",
+    "DCGANGenerator",
+    "EditableGenerator",
+    "PGGANGenerator",
+    "StyleGAN2Generator",
+    "StyleGANGenerator",
+]

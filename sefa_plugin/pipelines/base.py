@@ -25,7 +25,7 @@ from diffusers.utils import BaseOutput
 # that defines a component class so that loading can find them.
 from ..directions.container import Directions
 from ..hub import atomic_folder, push_folder, resolve_folder, weights_sha256
-from ..models import dcgan, pggan, stylegan2  # noqa: F401  (component classes for from_pretrained)
+from ..models import dcgan, pggan, stylegan, stylegan2  # noqa: F401  (component classes for from_pretrained)
 from ..models.interface import EditableGenerator
 from ..utils.images import make_grid, to_pil
 
@@ -136,7 +136,8 @@ class GANPipeline(DiffusionPipeline):
         """Convert a third-party checkpoint (never executing pickled code) into a pipeline.
 
         Args:
-            src: Checkpoint file (an NVIDIA ``.pkl``, a rosinality ``.pt`` ...).
+            src: Checkpoint file (an NVIDIA ``.pkl``, a rosinality ``.pt``, a genforce ``.pth`` ...) or a huggan
+                checkpoint folder (``pytorch_model.bin`` + ``config.json``).
             format: One of :data:`sefa_plugin.convert.FORMATS`, or None to detect it.
 
         The source file's name, SHA-256, format and license note are kept in :attr:`source` and written to
@@ -150,13 +151,23 @@ class GANPipeline(DiffusionPipeline):
         from ..convert import LICENSE_NOTES, convert_checkpoint, detect_format
         from ..hub import file_sha256
 
-        if not os.path.isfile(src):
-            raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file.")
+        if os.path.isdir(src):  # a huggan checkpoint folder: fingerprint its weights file
+            weights = [os.path.join(src, n) for n in ("pytorch_model.bin", "model.safetensors")]
+            weights = [w for w in weights if os.path.isfile(w)]
+            if not weights:
+                raise FileNotFoundError(f"`src` folder {str(src)!r} holds no pytorch_model.bin or model.safetensors.")
+            fingerprinted = weights[0]
+        elif os.path.isfile(src):
+            fingerprinted = src
+        else:
+            raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file or folder.")
         fmt = format or detect_format(src)
         pipe = cls(generator=convert_checkpoint(src, format=fmt))
         pipe.source = {
-            "source_file": os.path.basename(src),
-            "source_sha256": file_sha256(src),
+            "source_file": os.path.relpath(fingerprinted, os.path.dirname(os.path.abspath(src)))
+            if os.path.isdir(src)
+            else os.path.basename(src),
+            "source_sha256": file_sha256(fingerprinted),
             "source_format": fmt,
             "license_note": LICENSE_NOTES[fmt],
         }

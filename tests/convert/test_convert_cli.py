@@ -71,3 +71,27 @@ def test_convert_refuses_code_and_unknown_files(tmp_path, capsys):
     assert main(["convert", str(junk), "--out", str(tmp_path / "y")]) == 2
     assert "format" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_convert_detects_genforce_files_and_huggan_folders(tmp_path, capsys):
+    from test_convert_genforce import genforce_pggan_state, genforce_stylegan_state
+
+    pth = tmp_path / "stylegan_tiny.pth"
+    torch.save({"generator": genforce_stylegan_state(seed=1), "generator_smooth": genforce_stylegan_state()}, pth)
+    folder = tmp_path / "huggan-pggan"
+    folder.mkdir()
+    torch.save(genforce_pggan_state(), folder / "pytorch_model.bin")
+    for src, cls in ((pth, "StyleGANGenerator"), (folder, "PGGANGenerator")):
+        out = tmp_path / f"out-{src.name}"
+        assert main(["convert", str(src), "--out", str(out)]) == 0
+        assert "genforce" in capsys.readouterr().out
+        pipe = SefaPipeline.from_pretrained(out)
+        assert type(pipe.generator).__name__ == cls
+        assert len(pipe.factorize(num_directions=3)) == 3
+        card = (out / "README.md").read_text()
+        weights = pth if src == pth else folder / "pytorch_model.bin"
+        assert hashlib.sha256(weights.read_bytes()).hexdigest() in card and "CC BY-NC" in card
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["convert", str(empty), "--out", str(tmp_path / "z")]) == 2
+    assert "pytorch_model.bin" in capsys.readouterr().err and not (tmp_path / "z").exists()
