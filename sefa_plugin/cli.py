@@ -556,7 +556,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .convert import FORMATS
 
     p = sub.add_parser("convert", help="convert a checkpoint (safely) to a pipeline folder", formatter_class=fmt)
-    p.add_argument("src", help="checkpoint file: NVIDIA .pkl (stylegan2-ada / stylegan3) or rosinality .pt")
+    p.add_argument(
+        "src",
+        help="checkpoint: NVIDIA .pkl (StyleGAN2-ADA, StyleGAN3 T/R), rosinality .pt, genforce .pth, huggan folder",
+    )
     p.add_argument("--format", choices=FORMATS, default=None, help="source format (default: detected)")
     p.add_argument("--out", required=True, help="pipeline folder to write (model_index.json, generator/, card)")
     p.add_argument("--push", default=None, metavar="REPO_ID", help="also push the folder to this Hub repo")

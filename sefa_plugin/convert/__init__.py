@@ -2,8 +2,9 @@
 
 Supported formats (:data:`FORMATS`):
 
-* ``"nvidia"``: NVIDIA StyleGAN2 network pickles from stylegan2-ada-pytorch or stylegan3
-  (``networks_stylegan2``), read by a restricted unpickler (:mod:`.safe_unpickler`) that never executes
+* ``"nvidia"``: NVIDIA network pickles: StyleGAN2 (stylegan2-ada-pytorch, stylegan3's
+  ``networks_stylegan2``) and StyleGAN3 configs T/R (``networks_stylegan3``, converted to
+  ``StyleGAN3Generator``), read by a restricted unpickler (:mod:`.safe_unpickler`) that never executes
   the source code NVIDIA pickles alongside the weights. See :func:`convert_nvidia_pickle`.
 * ``"rosinality"``: rosinality/stylegan2-pytorch ``.pt`` checkpoints, loaded with
   ``torch.load(weights_only=True)``. See :func:`convert_rosinality`.
@@ -156,7 +157,8 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
         format: One of :data:`FORMATS`, or None to detect it with :func:`detect_format`.
 
     Returns:
-        The generator (``StyleGAN2Generator``, ``StyleGANGenerator``, ``PGGANGenerator`` ...) in eval mode,
+        The generator (``StyleGAN2Generator``, ``StyleGAN3Generator``, ``StyleGANGenerator``,
+        ``PGGANGenerator`` ...) in eval mode,
         on the CPU, in float32 (``save_pretrained`` writes it as a diffusers model folder).
 
     Raises:

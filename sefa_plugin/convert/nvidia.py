@@ -1,4 +1,7 @@
-"""Convert NVIDIA StyleGAN2 network pickles (stylegan2-ada-pytorch / stylegan3) to :class:`StyleGAN2Generator`.
+"""Convert NVIDIA network pickles (stylegan2-ada-pytorch / stylegan3) to :class:`StyleGAN2Generator`.
+
+StyleGAN3 generators (networks_stylegan3) found in such a pickle are handed to
+:mod:`sefa_plugin.convert.nvidia_stylegan3` and become :class:`StyleGAN3Generator`.
 
 NVIDIA's ``network-snapshot-*.pkl`` and released ``*.pkl`` files are plain pickles of a dict
 ``{"G": ..., "D": ..., "G_ema": ..., "augment_pipe": ..., "training_set_kwargs": ...}`` whose networks are
@@ -9,7 +12,7 @@ buffers, children).
 
 Our generator uses NVIDIA's parameter and buffer names, so the key map is the identity restricted to the
 StyleGAN2 "skip" generator (:data:`NVIDIA_KEY_PATTERNS`); any other key (``skip`` convolutions of the
-``resnet`` architecture, StyleGAN3 layers ...) is reported rather than silently dropped. The config is
+``resnet`` architecture ...) is reported rather than silently dropped. The config is
 read from the record's ``init_kwargs`` (stylegan2-ada-pytorch nests ``synthesis_kwargs``; stylegan3's
 ``networks_stylegan2`` passes them flat), cross-checked with the runtime attributes the records carry
 (``num_layers``, ``w_avg_beta``, ``conv_clamp``, ``architecture``) and with every tensor shape.
@@ -29,6 +32,7 @@ import torch
 
 from ..models.ops import make_resample_filter
 from ..models.stylegan2 import StyleGAN2Generator
+from ..models.stylegan3 import StyleGAN3Generator
 from .safe_unpickler import PersistentRecord, Source, safe_load
 
 __all__ = [
@@ -192,7 +196,8 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
     """Read a :class:`StyleGAN2Generator` config from NVIDIA's ``Generator`` record.
 
     Raises:
-        ValueError: The record is not a StyleGAN2 generator (StyleGAN3 and the ``orig``/``resnet``
+        ValueError: The record is not a StyleGAN2 generator (StyleGAN3 records are read by
+            :func:`~sefa_plugin.convert.nvidia_stylegan3.stylegan3_generator_config`; the ``orig``/``resnet``
             synthesis architectures are not supported yet), or its kwargs and tensors disagree.
     """
     if g.class_name != "Generator":
@@ -201,8 +206,8 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
     if found or "input" in (g.modules.get("synthesis") or PersistentRecord("?")).modules:
         raise ValueError(
             "This pickle holds a StyleGAN3 generator (networks_stylegan3: "
-            f"{found or ['synthesis.input']}); only StyleGAN2 generators (networks_stylegan2) can be "
-            "converted so far."
+            f"{found or ['synthesis.input']}): read its config with "
+            "`nvidia_stylegan3.stylegan3_generator_config` (`convert_nvidia_record` does so by itself)."
         )
     for name in ("mapping", "synthesis"):
         if g.modules.get(name) is None:
@@ -280,15 +285,25 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
     return config
 
 
-def convert_nvidia_record(g: PersistentRecord) -> StyleGAN2Generator:
-    """Build a :class:`StyleGAN2Generator` from an NVIDIA ``Generator`` record (see :func:`convert_nvidia_pickle`)."""
+def convert_nvidia_record(g: PersistentRecord) -> StyleGAN2Generator | StyleGAN3Generator:
+    """Build our generator from an NVIDIA ``Generator`` record (see :func:`convert_nvidia_pickle`).
+
+    A networks_stylegan3 record becomes a :class:`StyleGAN3Generator`
+    (:func:`~sefa_plugin.convert.nvidia_stylegan3.convert_stylegan3_record`), any other a
+    :class:`StyleGAN2Generator`.
+    """
+    # Imported here: nvidia_stylegan3 reuses this module's helpers, so a top-level import would be circular.
+    from .nvidia_stylegan3 import convert_stylegan3_record, is_stylegan3_record
+
+    if g.class_name == "Generator" and is_stylegan3_record(g):
+        return convert_stylegan3_record(g)
     generator = StyleGAN2Generator(**nvidia_generator_config(g))
     load_mapped_state_dict(generator, g.state_dict(), nvidia_key_map(generator), source_name="NVIDIA pickle")
     return generator.eval()
 
 
-def convert_nvidia_pickle(path: Source, key: str = "G_ema") -> StyleGAN2Generator:
-    """Convert an NVIDIA StyleGAN2 pickle (stylegan2-ada-pytorch or stylegan3's networks_stylegan2).
+def convert_nvidia_pickle(path: Source, key: str = "G_ema") -> StyleGAN2Generator | StyleGAN3Generator:
+    """Convert an NVIDIA pickle: StyleGAN2 (stylegan2-ada-pytorch, stylegan3's networks_stylegan2) or StyleGAN3.
 
     Nothing in the pickle is executed (see :mod:`sefa_plugin.convert.safe_unpickler`).
 
@@ -297,11 +312,12 @@ def convert_nvidia_pickle(path: Source, key: str = "G_ema") -> StyleGAN2Generato
         key: Which network of the pickle's dict to convert (``"G_ema"``, the EMA generator, by default).
 
     Returns:
-        The generator in eval mode, on the CPU, in float32.
+        The generator in eval mode, on the CPU, in float32: a :class:`StyleGAN3Generator` for a
+        networks_stylegan3 generator (configs T and R), a :class:`StyleGAN2Generator` otherwise.
 
     Raises:
         UnsafePickleError: The pickle names a global outside the allow-list.
-        ValueError: `key` is missing, or the network is not a supported StyleGAN2 generator.
+        ValueError: `key` is missing, or the network is not a supported StyleGAN2/StyleGAN3 generator.
 
     Example:
 

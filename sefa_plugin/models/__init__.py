@@ -5,6 +5,7 @@ from .interface import LATENT_SPACES, EditableGenerator
 from .pggan import PGGANGenerator
 from .stylegan import StyleGANGenerator
 from .stylegan2 import StyleGAN2Generator
+from .stylegan3 import StyleGAN3Generator
 
 __all__ = [
     "LATENT_SPACES",
@@ -12,5 +13,6 @@ __all__ = [
     "EditableGenerator",
     "PGGANGenerator",
     "StyleGAN2Generator",
+    "StyleGAN3Generator",
     "StyleGANGenerator",
 ]

@@ -125,11 +125,14 @@ def test_convert_matches_direct_load(
     assert all(torch.equal(again.state_dict()[k], want[k]) for k in want)
 
 
-def test_stylegan3_is_reported(tmp_path: Path) -> None:
+def test_stylegan3_records_go_to_the_stylegan3_converter(tmp_path: Path) -> None:
+    # A `synthesis.input` (SynthesisInput) marks a networks_stylegan3 generator: it is converted by
+    # sefa_plugin.convert.nvidia_stylegan3 (tests/convert/test_convert_stylegan3.py), which reports that
+    # this StyleGAN2 synthesis network has none of StyleGAN3's `L<i>_<size>_<channels>` layers.
     snapshot = nvidia_snapshot(tiny_generator())
     synthesis = snapshot["G_ema"].meta["state"]["_modules"]["synthesis"]
     synthesis.meta["state"]["_modules"]["input"] = Persistent("SynthesisInput", module_state())
-    with pytest.raises(ValueError, match="StyleGAN3"):
+    with pytest.raises(ValueError, match="StyleGAN3 synthesis network has no layers"):
         convert_nvidia_pickle(write(tmp_path, snapshot))
 
 
