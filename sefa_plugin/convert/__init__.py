@@ -8,6 +8,9 @@ Supported formats (:data:`FORMATS`):
   the source code NVIDIA pickles alongside the weights. See :func:`convert_nvidia_pickle`.
 * ``"rosinality"``: rosinality/stylegan2-pytorch ``.pt`` checkpoints, loaded with
   ``torch.load(weights_only=True)``. See :func:`convert_rosinality`.
+* ``"biggan"``: huggingface/pytorch-pretrained-BigGAN models (BigGAN-deep 128/256/512: ``config.json`` +
+  ``pytorch_model.bin``, a folder or the ``.bin`` beside its config), loaded with
+  ``torch.load(weights_only=True)``. See :func:`convert_biggan`.
 * ``"genforce"``: genforce ``.pth`` checkpoints (the official SeFa models: PGGAN, StyleGAN, StyleGAN2;
   ``generator_smooth`` preferred) and huggan Hub folders (``pytorch_model.bin`` + ``config.json``), loaded
   with ``torch.load(weights_only=True)``. See :func:`convert_genforce`.
@@ -29,6 +32,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from ..models.interface import EditableGenerator
+from .biggan import convert_biggan, convert_biggan_state_dict
 from .genforce import convert_genforce, detect_genforce_architecture, genforce_key_map
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
@@ -45,6 +49,8 @@ __all__ = [
     "LICENSE_NOTES",
     "PersistentRecord",
     "UnsafePickleError",
+    "convert_biggan",
+    "convert_biggan_state_dict",
     "convert_checkpoint",
     "convert_genforce",
     "convert_nvidia_pickle",
@@ -60,7 +66,7 @@ __all__ = [
 ]
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
-FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce")
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan")
 #: What a converted folder's card says about the license of the weights, per source format.
 LICENSE_NOTES = {
     "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
@@ -70,6 +76,9 @@ LICENSE_NOTES = {
     "genforce": "genforce/sefa's code is MIT. The official PGGAN and StyleGAN weights it redistributes are NVIDIA's, "
     "under CC BY-NC 4.0 (non-commercial); official StyleGAN2 weights are under the NVIDIA Source Code License-NC. "
     "For other checkpoints, check the original weights' license.",
+    "biggan": "huggingface/pytorch-pretrained-BigGAN's code is MIT; DeepMind's BigGAN-deep weights were released as "
+    "TF Hub modules under Apache-2.0 (verify on the module's page). For other checkpoints, check the original "
+    "weights' license.",
 }
 
 #: Weight files that make a folder a huggan-style checkpoint (genforce state dict + config.json).
@@ -118,15 +127,19 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
 
     An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
     ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
-    checkpoint has ``generator_smooth`` or genforce's layer names; a folder holding ``pytorch_model.bin``
-    or ``model.safetensors`` is a huggan (genforce-layout) checkpoint.
+    checkpoint has ``generator_smooth`` or genforce's layer names; a pytorch-pretrained-BigGAN state dict has
+    ``embeddings.weight`` and ``generator.gen_z``. A folder is read through its ``pytorch_model.bin``: BigGAN
+    if that file is, else a huggan (genforce-layout) checkpoint.
 
     Raises:
         ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
     """
     if isinstance(src, str | os.PathLike) and os.path.isdir(src):
+        bin_file = os.path.join(src, "pytorch_model.bin")
+        if os.path.isfile(bin_file) and detect_format(bin_file) == "biggan":
+            return "biggan"
         if any(os.path.isfile(os.path.join(src, name)) for name in _FOLDER_WEIGHTS):
-            return "genforce"
+            return "genforce"  # a huggan folder: a genforce state dict + config.json
         raise ValueError(f"Folder {str(src)!r} holds none of {_FOLDER_WEIGHTS}: it is not a checkpoint folder.")
     if isinstance(src, bytes | bytearray):
         strings = _pickle_strings(io.BytesIO(src))
@@ -140,6 +153,10 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         return "nvidia"
     if "g_ema" in strings or {"style.1.weight", "conv1.conv.weight"} <= strings:
         return "rosinality"
+    if "embeddings.weight" in strings and (
+        "generator.gen_z.weight_orig" in strings or "generator.gen_z.weight" in strings
+    ):
+        return "biggan"
     genforce_keys = ("generator_smooth", "synthesis.early_layer.const", "synthesis.layer0.style.weight")
     if any(k in strings for k in genforce_keys) or {"layer0.weight", "lod"} <= strings:
         return "genforce"
@@ -158,7 +175,7 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
 
     Returns:
         The generator (``StyleGAN2Generator``, ``StyleGAN3Generator``, ``StyleGANGenerator``,
-        ``PGGANGenerator`` ...) in eval mode,
+        ``PGGANGenerator``, ``BigGANGenerator``) in eval mode,
         on the CPU, in float32 (``save_pretrained`` writes it as a diffusers model folder).
 
     Raises:
@@ -173,4 +190,6 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
         return convert_nvidia_pickle(src)
     if format == "genforce":
         return convert_genforce(src)
+    if format == "biggan":
+        return convert_biggan(src)
     return convert_rosinality(src)

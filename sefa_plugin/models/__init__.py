@@ -1,5 +1,6 @@
 """GAN generator families, one file each, all implementing :class:`EditableGenerator`."""
 
+from .biggan import BigGANGenerator
 from .dcgan import DCGANGenerator
 from .interface import LATENT_SPACES, EditableGenerator
 from .pggan import PGGANGenerator
@@ -9,6 +10,7 @@ from .stylegan3 import StyleGAN3Generator
 
 __all__ = [
     "LATENT_SPACES",
+    "BigGANGenerator",
     "DCGANGenerator",
     "EditableGenerator",
     "PGGANGenerator",

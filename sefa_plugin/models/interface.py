@@ -59,6 +59,15 @@ class EditableGenerator:
         """Number of editable latent vectors per image (W+ layers; 1 for z-input generators)."""
         raise NotImplementedError
 
+    @property
+    def editable_latent_dim(self) -> int:
+        """How many independent directions edits can take: ``latent_dim`` unless part of the latent is fixed.
+
+        A class-conditional BigGAN's latent is ``[z, class embedding]``: only the ``z_dim`` coordinates are
+        edited, so SeFa returns at most ``z_dim`` directions by default.
+        """
+        return self.latent_dim
+
     def layer_resolutions(self) -> list[int]:
         """Resolution (in pixels) of the features that each editable layer modulates."""
         raise NotImplementedError

@@ -45,7 +45,8 @@ class SefaPipeline(GANPipeline):
         Args:
             layers: ``"all"``, a range ``"0-3"``, a list ``"0-1,4"`` or ``[0, 1, 4]``, or a named group
                 ``"coarse"``, ``"middle"``, ``"fine"``. Edits change these layers by default.
-            num_directions: How many directions to keep (default: all ``latent_dim``).
+            num_directions: How many directions to keep (default: ``editable_latent_dim``, which is
+                ``latent_dim`` except for class-conditional BigGAN, whose class embedding stays fixed).
             normalize: Scale each output unit's weight vector to unit norm first, as the official code
                 does; ``False`` gives the plain eigen-decomposition of AᵀA.
             strength_range: Default slider range stored with the directions.
@@ -55,7 +56,7 @@ class SefaPipeline(GANPipeline):
         """
         g = self.generator
         idx = parse_layers(layers, g.num_ws, g.layer_groups())
-        k = g.latent_dim if num_directions is None else num_directions
+        k = g.editable_latent_dim if num_directions is None else num_directions
         vectors, values = sefa_factorize(g.latent_weights(idx), normalize=normalize, num_directions=k)
         return Directions(
             vectors=vectors,

@@ -95,3 +95,21 @@ def test_convert_detects_genforce_files_and_huggan_folders(tmp_path, capsys):
     empty.mkdir()
     assert main(["convert", str(empty), "--out", str(tmp_path / "z")]) == 2
     assert "pytorch_model.bin" in capsys.readouterr().err and not (tmp_path / "z").exists()
+
+
+def test_convert_detects_biggan_folders_and_edits_with_a_class(tmp_path, capsys):
+    from test_convert_biggan import write_folder
+
+    folder = write_folder(tmp_path / "biggan-deep-tiny")
+    out = tmp_path / "out"
+    assert main(["convert", str(folder), "--out", str(out)]) == 0
+    assert "biggan" in capsys.readouterr().out
+    pipe = SefaPipeline.from_pretrained(out)
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe.generator).__name__ == "BigGANGenerator"
+    directions = pipe.factorize()
+    assert len(directions) == pipe.generator.config.z_dim
+    images = pipe(seeds=[0], class_label=1, directions=directions, index=0, strengths=[-2, 2], output_type="pt").images
+    assert images.shape[0] == 2 and not torch.allclose(images[0], images[1])
+    card = (out / "README.md").read_text()
+    assert hashlib.sha256((folder / "pytorch_model.bin").read_bytes()).hexdigest() in card and "BigGAN" in card
