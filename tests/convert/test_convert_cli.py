@@ -113,3 +113,19 @@ def test_convert_detects_biggan_folders_and_edits_with_a_class(tmp_path, capsys)
     assert images.shape[0] == 2 and not torch.allclose(images[0], images[1])
     card = (out / "README.md").read_text()
     assert hashlib.sha256((folder / "pytorch_model.bin").read_bytes()).hexdigest() in card and "BigGAN" in card
+
+
+def test_convert_stylegan3_pickle(tmp_path, capsys):
+    from test_convert_stylegan3 import TINY_R, nvidia_snapshot, tiny_stylegan3, write
+
+    g = tiny_stylegan3(**TINY_R)
+    path = write(tmp_path, nvidia_snapshot(g))
+    out = tmp_path / "out"
+    assert main(["convert", str(path), "--out", str(out)]) == 0
+    assert "nvidia" in capsys.readouterr().out
+    pipe = SefaPipeline.from_pretrained(out)
+    assert type(pipe.generator).__name__ == "StyleGAN3Generator"
+    z = torch.randn(2, g.config.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(pipe.generator(z, truncation_psi=0.7), g(z, truncation_psi=0.7), atol=0, rtol=0)
+    assert len(pipe.factorize(layers="1-3", num_directions=4)) == 4
