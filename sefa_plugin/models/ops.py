@@ -59,33 +59,40 @@ def make_resample_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
 
 def upfirdn2d(
     x: torch.Tensor,
-    f: torch.Tensor,
+    f: torch.Tensor | None,
     up: int = 1,
     down: int = 1,
     padding: Sequence[int] = (0, 0, 0, 0),
     gain: float = 1.0,
 ) -> torch.Tensor:
-    """Upsample by zero insertion, pad, filter with the 2-D FIR filter `f`, then downsample.
+    """Upsample by zero insertion, pad, filter with `f`, then downsample (NVIDIA's reference semantics).
+
+    `f` is a 2-D filter, separable 1-D taps (applied along the width, then along the height, each scaled
+    by ``sqrt(gain)``; StyleGAN3's filters) or ``None`` (the identity filter).
 
     Args:
-        x: Images, shape ``[N, C, H, W]``.
-        f: 2-D filter, shape ``[fh, fw]``.
-        up: Integer upsampling factor (zeros are inserted after each pixel).
-        down: Integer downsampling factor (every `down`-th pixel is kept).
-        padding: ``(x0, x1, y0, y1)``; negative values crop.
-        gain: Overall scaling of the filter (``up**2`` keeps the signal magnitude when upsampling).
+        x: Images ``[N, C, H, W]``.
+        f: ``None``, 1-D taps ``[k]`` (separable) or a 2-D filter ``[kh, kw]``.
+        up: Upsampling factor (``up - 1`` zeros after each pixel).
+        down: Downsampling factor (every `down`-th pixel is kept).
+        padding: ``(x0, x1, y0, y1)`` with respect to the upsampled image; negative values crop.
+        gain: Overall gain of the filter (``up**2`` keeps the signal magnitude when upsampling).
     """
     n, c, h, w = x.shape
     if up > 1:
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)
+        x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
     px0, px1, py0, py1 = padding
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
-    # The filters used here are symmetric, so correlation and convolution agree; flip to be exact.
-    weight = (f * gain).flip([0, 1]).to(x.dtype)[None, None].repeat(c, 1, 1, 1)
-    x = F.conv2d(x, weight, groups=c)
+    if f is None:
+        x = x * gain if gain != 1 else x
+    elif f.ndim == 1:
+        taps = (f * gain**0.5).flip(0).to(x.dtype)  # flipped: a convolution, not a correlation
+        x = F.conv2d(x, taps.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)  # along the width
+        x = F.conv2d(x, taps.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)  # along the height
+    else:
+        kernel = (f * gain).flip([0, 1]).to(x.dtype)
+        x = F.conv2d(x, kernel[None, None].repeat(c, 1, 1, 1), groups=c)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x

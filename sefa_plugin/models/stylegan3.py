@@ -42,7 +42,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from .interface import EditableGenerator, check_generator_config
-from .ops import LRELU_GAIN, FullyConnectedLayer
+from .ops import LRELU_GAIN, FullyConnectedLayer, upfirdn2d
 from .stylegan2 import MappingNetwork
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "design_lowpass_filter",
     "filtered_lrelu",
     "layer_specs",
-    "upfirdn2d",
 ]
 
 #: Accepted for interface compatibility; StyleGAN3 has no noise inputs, so every mode renders the same.
@@ -105,47 +104,6 @@ def design_lowpass_filter(
     jinc = torch.special.bessel_j1(2 * cutoff * math.pi * r) / (math.pi * r)
     f = torch.where(r == 0, torch.full_like(r, cutoff), jinc).numpy() * np.outer(window, window)
     return torch.as_tensor(f / f.sum(), dtype=torch.float32)
-
-
-def upfirdn2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    up: int = 1,
-    down: int = 1,
-    padding: Sequence[int] = (0, 0, 0, 0),
-    gain: float = 1.0,
-) -> torch.Tensor:
-    """Upsample by zero insertion, pad, filter with `f`, then downsample (NVIDIA's reference semantics).
-
-    Unlike :func:`sefa_plugin.models.ops.upfirdn2d` this also takes separable 1-D taps (applied along the
-    width, then along the height, each scaled by ``sqrt(gain)``) and ``None`` (the identity filter).
-
-    Args:
-        x: Images ``[N, C, H, W]``.
-        f: ``None``, 1-D taps ``[k]`` (separable) or a 2-D filter ``[kh, kw]``.
-        up: Upsampling factor (``up - 1`` zeros after each pixel).
-        down: Downsampling factor (every `down`-th pixel is kept).
-        padding: ``(x0, x1, y0, y1)`` with respect to the upsampled image; negative values crop.
-        gain: Overall gain of the filter (``up**2`` keeps the signal magnitude when upsampling).
-    """
-    n, c, h, w = x.shape
-    if up > 1:
-        x = F.pad(x.reshape(n, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
-    px0, px1, py0, py1 = padding
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
-    if f is None:
-        x = x * gain if gain != 1 else x
-    elif f.ndim == 1:
-        taps = (f * gain**0.5).flip(0).to(x.dtype)  # flipped: a convolution, not a correlation
-        x = F.conv2d(x, taps.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)  # along the width
-        x = F.conv2d(x, taps.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)  # along the height
-    else:
-        kernel = (f * gain).flip([0, 1]).to(x.dtype)
-        x = F.conv2d(x, kernel[None, None].repeat(c, 1, 1, 1), groups=c)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
 
 
 def filtered_lrelu(
