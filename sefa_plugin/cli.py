@@ -247,6 +247,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     trainer = Trainer(cfg, run_dir=args.run_dir, device=args.device, init_generator=args.init_generator)
     trainer.train(iterations=args.iterations, checkpoint_every=args.checkpoint_every)
+    if not trainer.accelerator.is_main_process:  # other processes of a multi-process run stop here
+        return 0
     if args.export:
         trainer.export_generator(args.export)
         print(f"exported the EMA generator to {args.export}")
@@ -532,7 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", default=None, help="resumable checkpoint folder (default: OUT/checkpoint)")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="checkpoint interval in steps")
     p.add_argument("--eval-batches", type=int, default=10, help="fresh batches for the final accuracy (0: skip)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cpu; use `accelerate launch` for several)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="cpu or cuda (default: cuda when available); for several processes launch with torchrun or accelerate",
+    )
     _preview_args(p)
     p.set_defaults(func=_cmd_learn)
 

@@ -6,8 +6,13 @@ exponential moving average of the generator weights (the EMA generator is what g
 
 Training is resumable: a checkpoint holds both networks, the EMA generator, the optimizers, the RNG
 states and the iteration count, and is written atomically every ``checkpoint_every`` iterations
-together with a sample grid. Multi-device runs go through ``accelerate`` (a single process is the
-default and needs no launcher).
+together with a sample grid. Several processes (GPUs, or CPU processes with gloo) are started by
+``accelerate launch`` or ``torchrun``; ``accelerate`` supplies the process group, each process trains on
+its own batch (``batch_size`` is per process) and gradients are averaged, e.g.
+
+    torchrun --nproc_per_node 2 $(which sefa) train --run-dir runs/x --iterations 10000
+
+A single process is the default and needs no launcher.
 """
 
 from __future__ import annotations
@@ -207,8 +212,18 @@ class Trainer:
             self.wall_seconds = float(state.get("wall_seconds", 0.0))
             self.rng.bit_generator.state = json.loads(state["rng_numpy"])
             torch.set_rng_state(state["rng_cpu"])
-        self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(self.G, self.D, opt_g, opt_d)
-        self.G_ema.to(self.accelerator.device)
+        # The networks are not wrapped in DistributedDataParallel: the generator's forward (mapping, style
+        # mixing, synthesis) and the frozen discriminator in the generator step do not fit DDP's one-forward-
+        # one-backward contract, so gradients are averaged across processes explicitly (as NVIDIA's
+        # training loop does) by `_sync_gradients`. Every process starts from the same weights.
+        device = self.accelerator.device
+        self.G, self.D, self.G_ema = self.G.to(device), self.D.to(device), self.G_ema.to(device)
+        self.opt_g, self.opt_d = opt_g, opt_d
+        if self.accelerator.num_processes > 1:
+            # Distinct latents and real images per process (the checkpoint's RNG state is the main process's).
+            rank = self.accelerator.process_index
+            torch.manual_seed(config.seed * 1_000_003 + self.iteration * 7_919 + rank)
+            self.rng = np.random.default_rng([config.seed, self.iteration, rank])
         self.dataset = ShapesDataset(config.dataset_size, config.resolution, seed=config.dataset_seed)
         self.sample_z = torch.from_numpy(np.random.RandomState(123).randn(64, config.z_dim).astype(np.float32))
 
@@ -224,7 +239,7 @@ class Trainer:
         return images.to(self.accelerator.device)
 
     def _mapping_with_mixing(self, z: torch.Tensor) -> torch.Tensor:
-        g = self.accelerator.unwrap_model(self.G)
+        g = self.G
         ws = g.mapping(z, update_emas=True)
         if self.config.style_mixing_prob > 0 and torch.rand([]) < self.config.style_mixing_prob:
             cutoff = int(torch.randint(1, ws.shape[1], []))
@@ -233,7 +248,7 @@ class Trainer:
         return ws
 
     def _generate(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = self.accelerator.unwrap_model(self.G)
+        g = self.G
         z = torch.randn([n, self.config.z_dim], device=self.accelerator.device)
         ws = self._mapping_with_mixing(z)
         return g.synthesis(ws, noise_mode="random"), ws
@@ -259,6 +274,7 @@ class Trainer:
             loss_pl = (lengths - self.pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval
             acc.backward(loss_pl)
             stats["loss_PL"] = float(loss_pl.detach())
+        self._sync_gradients(self.G)
         self.opt_g.step()
         # Discriminator: logistic loss, lazy R1 on reals.
         self.G.requires_grad_(False)
@@ -277,6 +293,7 @@ class Trainer:
             stats["r1"] = float(r1.detach())
         self.opt_d.zero_grad(set_to_none=True)
         acc.backward(loss_d)
+        self._sync_gradients(self.D)
         self.opt_d.step()
         stats["loss_D"] = float(loss_d.detach())
         self.images_seen += cfg.batch_size * acc.num_processes
@@ -285,13 +302,24 @@ class Trainer:
         return stats
 
     @torch.no_grad()
+    def _sync_gradients(self, module: torch.nn.Module) -> None:
+        """Average the gradients of `module` over all processes (one all-reduce of a flat buffer)."""
+        if self.accelerator.num_processes == 1:
+            return
+        params = [p for p in module.parameters() if p.requires_grad]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
+        flat = self.accelerator.reduce(flat, reduction="mean")
+        for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+            p.grad = g.view_as(p).clone()
+
+    @torch.no_grad()
     def _update_ema(self) -> None:
         cfg = self.config
         ema_nimg = cfg.ema_kimg * 1000
         if cfg.ema_rampup is not None:
             ema_nimg = min(ema_nimg, self.images_seen * cfg.ema_rampup)
         beta = 0.5 ** (cfg.batch_size * self.accelerator.num_processes / max(ema_nimg, 1e-8))
-        g = self.accelerator.unwrap_model(self.G)
+        g = self.G
         for p_ema, p in zip(self.G_ema.parameters(), g.parameters(), strict=True):
             p_ema.copy_(p.detach().lerp(p_ema, beta))
         for b_ema, b in zip(self.G_ema.buffers(), g.buffers(), strict=True):
@@ -307,8 +335,8 @@ class Trainer:
             "iteration": self.iteration,
             "images_seen": self.images_seen,
             "wall_seconds": self.wall_seconds,
-            "G": self.accelerator.unwrap_model(self.G).state_dict(),
-            "D": self.accelerator.unwrap_model(self.D).state_dict(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
             "G_ema": self.G_ema.state_dict(),
             "opt_G": self.opt_g.state_dict(),
             "opt_D": self.opt_d.state_dict(),
