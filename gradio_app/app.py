@@ -115,6 +115,8 @@ def _label_updates(session: EditorSession) -> list[dict[str, Any]]:
 def _summary(session: EditorSession) -> str:
     d = session.require_directions()
     model = session.model_name or "the embedded model"
+    if session.class_label is not None:
+        model += f", class {session.class_label} of {session.num_classes}"
     return (
         f"{len(d)} {d.method} directions on layers {','.join(map(str, d.layers))} of {model} "
         f"(strengths {d.strength_range[0]:.3g} to {d.strength_range[1]:.3g}). Move a slider and release it."
@@ -126,7 +128,20 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
     """The event handlers: each is one library call wrapped in readable error handling."""
 
     def setup(
-        session, model, revision, method, preset, custom_layers, k, gs_samples, repo, token, seed, psi, n
+        session,
+        model,
+        revision,
+        method,
+        preset,
+        custom_layers,
+        k,
+        gs_samples,
+        repo,
+        token,
+        seed,
+        psi,
+        n,
+        class_label="",
     ) -> tuple:
         skip = [gr.skip()] * (2 * MAX_DIRECTIONS + 3)
         try:
@@ -135,6 +150,7 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
                 session = EditorSession(model, revision=revision or None, token=token or None, allow_local=allow_local)
             else:
                 session.load_model(model, revision=revision or None, token=token or None)
+            session.set_class_label(class_label)
             notes = []
             if method == "repo":
                 _, notes = session.load_directions(repo, token=token or None)
@@ -304,6 +320,9 @@ def build_demo(
                 with gr.Accordion("1 · Model", open=True):
                     model = gr.Textbox(label="Model", placeholder=model_hint)
                     revision = gr.Textbox(label="Revision", placeholder="main (Hub models only)")
+                    class_label = gr.Textbox(
+                        label="Class label", placeholder="class-conditional models (BigGAN): 0 … c_dim − 1; default 0"
+                    )
                 with gr.Accordion("2 · Directions", open=True):
                     method = gr.Radio(METHOD_CHOICES, value="sefa", label="Method")
                     with gr.Group(visible=True) as layer_group:
@@ -375,7 +394,9 @@ def build_demo(
             push_status = gr.Markdown(elem_id="push-status", label="push status")
 
         # ------------------------------------------------------------------ events
-        setup_inputs = [state, model, revision, method, preset, custom_layers, k, gs_samples, repo, token, seed, psi, n]
+        setup_inputs = [
+            state, model, revision, method, preset, custom_layers, k, gs_samples, repo, token, seed, psi, n, class_label
+        ]  # fmt: skip
         setup_outputs = [state, status, image, psi, walk_index, *sliders, *labels]
         look = [state, seed, psi, n, *sliders]
         # Suggestions take seconds (rescoring with the predictor): one at a time, apart from the renders.

@@ -347,6 +347,8 @@ class EditorSession:
         self._latents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
         self._workdir: Path | None = None
+        #: Class rendered by a class-conditional generator (BigGAN, conditional StyleGAN2); None otherwise.
+        self.class_label: int | None = None
         self.load_model(model, revision=revision, token=token)
 
     # ------------------------------------------------------------------ model and directions
@@ -366,7 +368,41 @@ class EditorSession:
                 self._latents.clear()
             self.pipe = pipe
             self.model_name = str(model or "").strip()
+            self.class_label = 0 if self.num_classes else None
         return pipe
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of a conditional generator (``c_dim``); 0 for an unconditional one."""
+        return int(getattr(self.pipe.generator.config, "c_dim", 0) or 0)
+
+    def set_class_label(self, class_label: int | float | str | None) -> int | None:
+        """Choose the class a conditional generator renders; None (or blank) for unconditional models.
+
+        Raises:
+            ValueError: naming `class_label` and its range, when it does not fit the loaded model.
+        """
+        if class_label is None or (isinstance(class_label, str) and not class_label.strip()):
+            label = None
+        else:
+            try:
+                value = float(class_label)
+            except ValueError:
+                raise ValueError(f"`class_label` must be an integer, got {class_label!r}.") from None
+            if not value.is_integer():
+                raise ValueError(f"`class_label` must be an integer, got {class_label!r}.")
+            label = int(value)
+        n = self.num_classes
+        if n == 0:
+            if label is not None:
+                raise ValueError("`class_label` applies to class-conditional models only; this one is unconditional.")
+        elif label is None:
+            label = 0
+        elif not 0 <= label < n:
+            raise ValueError(f"`class_label` must be an integer in [0, {n - 1}] for this model, got {label}.")
+        with self._lock:
+            self.class_label = label
+        return label
 
     def compute_directions(
         self,
@@ -499,7 +535,8 @@ class EditorSession:
         psi = float(truncation_psi)
         if not math.isfinite(psi):
             raise ValueError(f"`truncation_psi` must be a finite number, got {truncation_psi!r}.")
-        key = (id(self.pipe), seed, psi, num_samples)
+        class_label = self.class_label
+        key = (id(self.pipe), seed, psi, num_samples, class_label)
         with self._lock:
             cached = self._latents.get(key)
             if cached is not None:
@@ -508,7 +545,8 @@ class EditorSession:
         g = self.pipe.generator
         with torch.no_grad():
             z = g.z_from_seeds(list(range(seed, seed + num_samples)))
-            latents = g.sample_latents(z, truncation_psi=psi)
+            c = self.pipe.class_vector(class_label, num_samples)
+            latents = g.sample_latents(z, c=c, truncation_psi=psi)
         with self._lock:
             self._latents[key] = latents
             while len(self._latents) > self.latent_cache_size:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from sefa_plugin import StyleGAN2Generator
+from sefa_plugin.models import BigGANGenerator
 
 TINY_STYLEGAN2 = dict(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
 
@@ -24,4 +25,34 @@ def tiny_stylegan2(seed: int = 0, trained_like: bool = False, **kwargs) -> Style
                 if name.endswith(("noise_strength", "bias")):
                     p.copy_(torch.randn_like(p) * 0.3)
             g.mapping.w_avg.normal_()
+    return g
+
+
+TINY_BIGGAN = dict(
+    output_dim=16,
+    z_dim=8,
+    class_embed_dim=8,
+    channel_width=4,
+    num_classes=5,
+    layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1]],
+    attention_layer_position=2,
+    n_stats=11,
+)
+
+
+def tiny_biggan(seed: int = 0, **kwargs) -> BigGANGenerator:
+    """A tiny BigGAN in eval mode with non-trivial biases, attention gain, embedding and BN statistics."""
+    torch.manual_seed(seed)
+    g = BigGANGenerator(**{**TINY_BIGGAN, **kwargs}).eval()
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            if name.endswith(("bias", "gamma")) or name == "generator.bn.weight":
+                p.copy_(torch.randn_like(p) * 0.3)
+            elif name == "embeddings.weight":
+                p.normal_()
+        for name, b in g.named_buffers():
+            if name.endswith("running_means"):
+                b.copy_(torch.randn_like(b) * 0.3)
+            elif name.endswith("running_vars"):
+                b.copy_(torch.rand_like(b) + 0.5)
     return g

@@ -276,3 +276,31 @@ def test_directions_metadata_keeps_labels(session, tmp_path):
 
     with safe_open(str(folder / "directions.safetensors"), framework="pt") as fh:
         assert json.loads(fh.metadata()["labels"])[:2] == ["a", "b"]
+
+
+# ------------------------------------------------------------------ class-conditional models
+def test_class_label_of_a_conditional_model(tmp_path):
+    from factories import tiny_biggan
+
+    from sefa_plugin import SefaPipeline
+
+    g = tiny_biggan()
+    SefaPipeline(generator=g).save_pretrained(tmp_path / "biggan")
+    s = EditorSession(str(tmp_path / "biggan"))
+    try:
+        assert s.num_classes == 5 and s.class_label == 0  # conditional models start at class 0
+        s.compute_directions("sefa", layers="all", num_directions=3)
+        first = np.asarray(s.render(seed=0, truncation_psi=1.0, num_samples=1))
+        assert s.set_class_label("3") == 3
+        other = np.asarray(s.render(seed=0, truncation_psi=1.0, num_samples=1))
+        assert not np.array_equal(first, other)
+        for bad in ("5", "-1", "1.5", "x"):
+            with pytest.raises(ValueError, match="`class_label`"):
+                s.set_class_label(bad)
+        assert s.class_label == 3
+        s.load_model(None)  # the embedded model is unconditional
+        assert s.num_classes == 0 and s.class_label is None and s.set_class_label("") is None
+        with pytest.raises(ValueError, match="`class_label` applies to class-conditional models only"):
+            s.set_class_label(2)
+    finally:
+        s.close()

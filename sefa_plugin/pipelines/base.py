@@ -285,18 +285,27 @@ class GANPipeline(DiffusionPipeline):
             seed_list = [None] * n
         if not math.isfinite(truncation_psi):
             raise ValueError(f"`truncation_psi` must be a finite number, got {truncation_psi}.")
-        c = self._class_vector(class_label, z.shape[0])
+        c = self.class_vector(class_label, z.shape[0])
         latents = g.sample_latents(z, c=c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return latents, seed_list
 
-    def _class_vector(self, class_label: int | None, n: int) -> torch.Tensor | None:
+    def class_vector(self, class_label: int | None, n: int) -> torch.Tensor | None:
+        """One-hot class labels ``[n, c_dim]`` for a conditional generator, None for an unconditional one.
+
+        Raises:
+            ValueError: `class_label` is missing or out of range for a conditional generator, or given for
+                an unconditional one.
+        """
         c_dim = int(getattr(self.generator.config, "c_dim", 0) or 0)
         if c_dim == 0:
             if class_label is not None:
                 raise ValueError("`class_label` was given but this generator is unconditional (c_dim = 0).")
             return None
-        if class_label is None or not 0 <= int(class_label) < c_dim:
-            raise ValueError(f"`class_label` must be an int in [0, {c_dim - 1}] for this conditional generator.")
+        valid = isinstance(class_label, int | np.integer) and not isinstance(class_label, bool)
+        if not valid or not 0 <= class_label < c_dim:
+            raise ValueError(
+                f"`class_label` must be an int in [0, {c_dim - 1}] for this conditional generator, got {class_label!r}."
+            )
         c = torch.zeros([n, c_dim])
         c[:, int(class_label)] = 1
         return c

@@ -78,7 +78,7 @@ def setup(client, **kwargs) -> tuple:
     """Call /setup with the UI defaults overridden by `kwargs`; returns the outputs (state excluded)."""
     args = dict(
         model="", revision="", method="sefa", preset="all", custom_layers="", k=3, gs_samples=2000, repo="",
-        token="", seed="0", psi=0.7, n=2,
+        token="", seed="0", psi=0.7, n=2, class_label="",
     )  # fmt: skip
     args.update(kwargs)
     return client.predict(**args, api_name="/setup")
@@ -144,8 +144,22 @@ def test_bad_input_gives_messages_and_the_app_keeps_working(client, hub_env, tmp
     )
     assert "do not fit the loaded model" in setup(client, method="repo", repo=str(tmp_path / "other"))[0]
     assert "not a direction repository" in setup(client, method="repo", repo="tester/not-a-gan")[0]
+    assert "applies to class-conditional models only" in setup(client, class_label="3")[0]
     image, status = render(client, strengths=[1.0])
     assert status == "" and Path(image).is_file()
+
+
+def test_class_conditional_model_takes_a_class_label(client, tmp_path):
+    from factories import tiny_biggan
+
+    from sefa_plugin import SefaPipeline
+
+    SefaPipeline(generator=tiny_biggan()).save_pretrained(tmp_path / "biggan")
+    model = str(tmp_path / "biggan")
+    status, image = setup(client, model=model, class_label="2", psi=1.0)[:2]
+    assert "class 2 of 5" in status and Path(image).is_file()
+    assert "`class_label` must be an integer in [0, 4]" in setup(client, model=model, class_label="7")[0]
+    assert "class 0 of 5" in setup(client, model=model)[0]
 
 
 def test_load_directions_then_export(client, tmp_path):

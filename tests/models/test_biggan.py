@@ -5,21 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from factories import TINY_BIGGAN as TINY
+from factories import tiny_biggan
 
 from sefa_plugin.models.biggan import BigGANGenerator, truncation_statistics
 from sefa_plugin.models.interface import EditableGenerator
 from sefa_plugin.pipelines.sefa import SefaPipeline
-
-TINY = dict(
-    output_dim=16,
-    z_dim=8,
-    class_embed_dim=8,
-    channel_width=4,
-    num_classes=5,
-    layers=[[False, 16, 16], [True, 16, 8], [False, 8, 4], [True, 4, 2], [False, 2, 1]],
-    attention_layer_position=2,
-    n_stats=11,
-)
 
 # Measured with pytorch-pretrained-BigGAN's own `BigGAN` (commit 1e18aed, spectral norm removed with
 # `torch.nn.utils.remove_spectral_norm` and every tensor of `tiny_biggan(0).state_dict()` copied into it):
@@ -29,24 +20,6 @@ EXPECTED = {
     1.0: ([-0.20397414, -0.15041287, -0.15692173, -0.14888808], [0.57956403, 0.52875209, 0.52880192, 0.54391181]),
     0.4: ([-0.17246534, -0.14945704, -0.15211129, -0.14748831], [0.57024521, 0.54313076, 0.54146141, 0.54970711]),
 }
-
-
-def tiny_biggan(seed: int = 0, **kwargs) -> BigGANGenerator:
-    """A tiny BigGAN in eval mode with non-trivial biases, attention gain, embedding and BN statistics."""
-    torch.manual_seed(seed)
-    g = BigGANGenerator(**{**TINY, **kwargs}).eval()
-    with torch.no_grad():
-        for name, p in g.named_parameters():
-            if name.endswith(("bias", "gamma")) or name == "generator.bn.weight":
-                p.copy_(torch.randn_like(p) * 0.3)
-            elif name == "embeddings.weight":
-                p.normal_()
-        for name, b in g.named_buffers():
-            if name.endswith("running_means"):
-                b.copy_(torch.randn_like(b) * 0.3)
-            elif name.endswith("running_vars"):
-                b.copy_(torch.rand_like(b) + 0.5)
-    return g
 
 
 def public_config(model: BigGANGenerator) -> dict:
