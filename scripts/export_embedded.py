@@ -82,6 +82,7 @@ def main() -> None:
         latent_space="w+",
         latent_dim=cfg.w_dim,
         num_ws=generator.num_ws,
+        num_classes=0,
         description=(
             "Trained by sefa_plugin's own `sefa train` on the procedural scene dataset "
             "(`sefa_plugin.data`: background hue, object hue, shape, scale, rotation, x, y, lighting, "

@@ -199,6 +199,7 @@ class GANPipeline(DiffusionPipeline):
             latent_space=g.latent_space,
             latent_dim=g.latent_dim,
             num_ws=g.num_ws,
+            num_classes=int(getattr(cfg, "c_dim", 0) or 0),
             description="",
             preview=preview,
             provenance=self.provenance(),

@@ -113,6 +113,7 @@ def test_convert_detects_biggan_folders_and_edits_with_a_class(tmp_path, capsys)
     assert images.shape[0] == 2 and not torch.allclose(images[0], images[1])
     card = (out / "README.md").read_text()
     assert hashlib.sha256((folder / "pytorch_model.bin").read_bytes()).hexdigest() in card and "BigGAN" in card
+    assert "class_label=0" in card and "one of 5 classes" in card
 
 
 def test_convert_stylegan3_pickle(tmp_path, capsys):
