@@ -101,6 +101,7 @@ def load_mapped_state_dict(
     source_shape: Callable[[str, torch.Size], tuple[int, ...]] | None = None,
     ignored: Callable[[str], bool] | None = None,
     source_name: str = "checkpoint",
+    assign: bool = False,
 ) -> None:
     """Copy ``source[key_map[k]]`` into ``model``'s entry ``k`` for every key of ``model.state_dict()``.
 
@@ -112,6 +113,9 @@ def load_mapped_state_dict(
             a reshape (default: identical shapes).
         ignored: Predicate for checkpoint keys that are known and deliberately not copied.
         source_name: How errors refer to the checkpoint.
+        assign: Make the checkpoint's tensors the model's parameters instead of copying them (for private,
+            writable sources such as ``torch.load(..., mmap=True)``: the weights are then paged in from the
+            file as they are used and never held twice).
 
     Raises:
         ValueError: naming the key, for a missing key, a shape mismatch, or a checkpoint key that nothing
@@ -142,7 +146,7 @@ def load_mapped_state_dict(
     unused = sorted(k for k in source if k not in used and not (ignored is not None and ignored(k)))
     if unused:
         raise ValueError(f"{source_name} has keys the converter does not understand: {unused}.")
-    model.load_state_dict(new_state, strict=True)
+    model.load_state_dict(new_state, strict=True, assign=assign)
 
 
 def resample_taps(filt: torch.Tensor, key: str) -> tuple[float, ...]:

@@ -176,6 +176,7 @@ def convert_rosinality_state_dict(
     *,
     lr_mlp: float = 0.01,
     w_avg_samples: int = 4096,
+    copy: bool = True,
 ) -> StyleGAN2Generator:
     """Build a :class:`StyleGAN2Generator` from a rosinality ``g_ema`` state dict.
 
@@ -184,6 +185,8 @@ def convert_rosinality_state_dict(
         latent_avg: The average ``w`` (``[w_dim]`` or ``[1, w_dim]``); None estimates it.
         lr_mlp: The mapping network's learning-rate multiplier.
         w_avg_samples: Number of latents averaged when `latent_avg` is None.
+        copy: Copy the weights (default). ``False`` makes the given tensors the generator's parameters, which
+            :func:`convert_rosinality` does for the memory-mapped file it loaded itself.
 
     Raises:
         ValueError: naming the key that is missing, misshapen or not understood.
@@ -217,7 +220,7 @@ def convert_rosinality_state_dict(
 
     load_mapped_state_dict(
         generator, source, key_map, source_shape=source_shape, source_name="rosinality checkpoint",
-        ignored=lambda k: k.endswith((".blur.kernel", ".upsample.kernel")),
+        ignored=lambda k: k.endswith((".blur.kernel", ".upsample.kernel")), assign=not copy,
     )  # fmt: skip
     if latent_avg is None:
         generator.mapping.w_avg.copy_(_estimate_w_avg(generator, w_avg_samples))
@@ -279,4 +282,8 @@ def convert_rosinality(
         raise ValueError(f"Not a rosinality checkpoint: no 'g_ema' key (keys: {sorted(map(str, data))[:10]}).")
     if not isinstance(state, Mapping):
         raise ValueError(f"rosinality checkpoint key 'g_ema' is a {type(state).__name__}, not a state dict.")
-    return convert_rosinality_state_dict(state, latent_avg, lr_mlp=lr_mlp, w_avg_samples=w_avg_samples)
+    # A checkpoint we loaded ourselves (memory-mapped, private) lends its tensors to the generator: the weights
+    # are not held twice. A dict from the caller is copied.
+    return convert_rosinality_state_dict(
+        state, latent_avg, lr_mlp=lr_mlp, w_avg_samples=w_avg_samples, copy=isinstance(path, Mapping)
+    )

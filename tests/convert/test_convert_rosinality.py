@@ -92,6 +92,18 @@ def test_roundtrip(tmp_path: Path, zip_format: bool) -> None:
         torch.testing.assert_close(
             converted(z, truncation_psi=0.7, noise_mode="const"), g(z, truncation_psi=0.7, noise_mode="const")
         )
+    # The file's (memory-mapped) tensors became the weights: writing to them must not touch the file or a
+    # second conversion, and a caller's dict is copied, never aliased.
+    before = path.read_bytes()
+    with torch.no_grad():
+        for p in converted.parameters():
+            p.add_(1.0)
+    assert path.read_bytes() == before
+    assert all(torch.equal(want[k], v) for k, v in convert_checkpoint(path).state_dict().items())
+    from_dict = convert_rosinality({"g_ema": state, "latent_avg": latent_avg})
+    with torch.no_grad():
+        from_dict.mapping.fc0.weight.add_(1.0)
+    assert torch.equal(state["style.1.weight"], to_rosinality(g)[0]["style.1.weight"])
 
 
 def test_training_checkpoint_without_latent_avg(tmp_path: Path) -> None:
