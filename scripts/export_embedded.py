@@ -40,6 +40,7 @@ def main() -> None:
         default=f"{platform.processor() or platform.machine()} CPU, 2 cores",
         help="hardware description recorded in the card",
     )
+    parser.add_argument("--command", default=TRAIN_COMMAND, help="the training command(s) recorded in the card")
     parser.add_argument(
         "--earlier",
         default=None,
@@ -58,7 +59,7 @@ def main() -> None:
     with torch.no_grad():
         samples = to_pil(generator(pipe.generator.z_from_seeds(list(range(16))), truncation_psi=1.0))
     provenance = {
-        "training command": TRAIN_COMMAND,
+        "training command": args.command,
         "iterations": state["iteration"],
         "images seen": state["images_seen"],
         "training time (hours)": f"{hours:.2f}",
