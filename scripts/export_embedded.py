@@ -69,7 +69,8 @@ def main() -> None:
     }
     init = cfg.extra.get("init_generator")
     if init is not None:
-        provenance["training command"] += f"  --init-generator {init['source']}"
+        if args.command == TRAIN_COMMAND:
+            provenance["training command"] += f"  --init-generator {init['source']}"
         provenance["warm start"] = f"weights sha256 {init['weights_sha256']}" + (
             f": {args.earlier}" if args.earlier else ""
         )
