@@ -45,7 +45,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator
+from .interface import EditableGenerator, check_layer_indices
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -434,9 +434,7 @@ class BigGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         module order; the class-embedding columns are zero, so SeFa's directions only move ``z``.
         """
         out = []
-        for i in layers:
-            if isinstance(i, bool) or int(i) != 0:
-                raise ValueError(f"`layers` must only contain 0 for BigGANGenerator (num_ws = 1), got {list(layers)}.")
+        for _ in check_layer_indices(layers, self.num_ws):
             w = torch.cat([p.weight.detach() for p in self.projections()]).clone()
             w[:, int(self.config.z_dim) :] = 0
             out.append(w)

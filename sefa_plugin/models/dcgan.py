@@ -25,7 +25,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config
+from .interface import EditableGenerator, check_generator_config, check_layer_indices
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -137,12 +137,7 @@ class DCGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         Batch norm after ``l0`` rescales each row at inference; SeFa's default row normalisation removes
         such scales, so the raw linear weight is returned.
         """
-        out = []
-        for i in layers:
-            if isinstance(i, bool) or int(i) != 0:
-                raise ValueError(f"`layers` must only contain 0 for DCGANGenerator (num_ws = 1), got {list(layers)}.")
-            out.append(self.l0.weight.detach())
-        return out
+        return [self.l0.weight.detach() for _ in check_layer_indices(layers, self.num_ws)]
 
     def sample_latents(
         self,

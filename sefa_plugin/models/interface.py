@@ -40,6 +40,18 @@ def check_generator_config(img_resolution: int, channel_base: int | None = None,
         )
 
 
+def check_layer_indices(layers: Sequence[int], num_ws: int) -> list[int]:
+    """Validate W+ layer indices for :meth:`EditableGenerator.latent_weights`; returns them as ints.
+
+    Raises:
+        ValueError: naming `layers` and the allowed range ``[0, num_ws - 1]``.
+    """
+    for i in layers:
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= int(i) < num_ws:
+            raise ValueError(f"`layers` must hold indices in [0, {num_ws - 1}], got {list(layers)}.")
+    return [int(i) for i in layers]
+
+
 class EditableGenerator:
     """Mixin declaring what a generator exposes to discovery methods and pipelines.
 

@@ -38,7 +38,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config
+from .interface import EditableGenerator, check_generator_config, check_layer_indices
 from .ops import LRELU_GAIN, bias_act, normalize_2nd_moment
 
 NOISE_MODES = ("random", "const", "none")
@@ -201,9 +201,7 @@ class PGGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         are left out: the editable latent is ``z``.
         """
         out = []
-        for i in layers:
-            if isinstance(i, bool) or int(i) != 0:
-                raise ValueError(f"`layers` must only contain 0 for PGGANGenerator (num_ws = 1), got {list(layers)}.")
+        for _ in check_layer_indices(layers, self.num_ws):
             w = self.layer0.effective_weight().detach().flip(2, 3)  # [C, z_dim + c_dim, 4, 4]
             w = w.permute(1, 0, 2, 3).flatten(1)  # [z_dim + c_dim, C * 16], official layout
             out.append(w[: self.latent_dim].T)

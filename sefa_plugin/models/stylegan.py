@@ -40,7 +40,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config
+from .interface import EditableGenerator, check_generator_config, check_layer_indices
 from .ops import LRELU_GAIN, normalize_2nd_moment
 
 NOISE_MODES = ("random", "const", "none")
@@ -391,12 +391,7 @@ class StyleGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         eigenvalues are the official Gram matrix's divided by ``w_dim`` (same eigenvectors).
         """
         all_layers = self.synthesis.layers()
-        out = []
-        for i in layers:
-            if isinstance(i, bool) or not 0 <= int(i) < self.num_ws:
-                raise ValueError(f"`layers` must hold indices in [0, {self.num_ws - 1}], got {list(layers)}.")
-            out.append(all_layers[int(i)].style.effective_weight().detach())
-        return out
+        return [all_layers[i].style.effective_weight().detach() for i in check_layer_indices(layers, self.num_ws)]
 
     def sample_latents(
         self,

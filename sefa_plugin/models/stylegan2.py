@@ -24,7 +24,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config
+from .interface import EditableGenerator, check_generator_config, check_layer_indices
 from .ops import (
     LRELU_GAIN,
     FullyConnectedLayer,
@@ -438,7 +438,7 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
 
     def latent_weights(self, layers: Sequence[int]) -> list[torch.Tensor]:
         affines = self.style_affines()
-        return [affines[i].effective_weight().detach() for i in layers]
+        return [affines[i].effective_weight().detach() for i in check_layer_indices(layers, len(affines))]
 
     def sample_latents(
         self,

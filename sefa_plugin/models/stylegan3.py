@@ -41,7 +41,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config
+from .interface import EditableGenerator, check_generator_config, check_layer_indices
 from .ops import LRELU_GAIN, FullyConnectedLayer, upfirdn2d
 from .stylegan2 import MappingNetwork
 
@@ -588,12 +588,7 @@ class StyleGAN3Generator(ModelMixin, ConfigMixin, EditableGenerator):
           choice as :meth:`StyleGAN2Generator.latent_weights`).
         """
         affines = self.style_affines()
-        out = []
-        for i in layers:
-            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= int(i) < len(affines):
-                raise ValueError(f"`layers` must hold indices in [0, {len(affines) - 1}], got {i!r}.")
-            out.append(affines[int(i)].effective_weight().detach())
-        return out
+        return [affines[i].effective_weight().detach() for i in check_layer_indices(layers, len(affines))]
 
     def sample_latents(
         self,
