@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -40,9 +40,11 @@ __all__ = [
     "convert_nvidia_pickle",
     "convert_nvidia_record",
     "infer_channel_config",
+    "key_map_from_patterns",
     "load_mapped_state_dict",
     "nvidia_generator_config",
     "nvidia_key_map",
+    "nvidia_mapping_config",
     "resample_taps",
 ]
 
@@ -168,22 +170,40 @@ def resample_taps(filt: torch.Tensor, key: str) -> tuple[float, ...]:
 
 
 # ------------------------------------------------------------------------------------------ NVIDIA
+def key_map_from_patterns(keys: Iterable[str], patterns: Sequence[tuple[str, str]], table_name: str) -> dict[str, str]:
+    r"""Our key to the checkpoint's, for every key in `keys`, from ``(regex, template)`` rows.
+
+    The first row whose regex matches a key whole gives the checkpoint key (``match.expand(template)``).
+
+    Raises:
+        ValueError: naming a key that no row of `table_name` covers.
+
+    Example:
+
+    >>> from sefa_plugin.convert.nvidia import key_map_from_patterns
+    >>> rows = [(r"fc(\d+)\.weight", r"dense\1.weight"), (r".*", r"\g<0>")]
+    >>> key_map_from_patterns(["b4.const", "fc0.weight"], rows, "rows")
+    {'b4.const': 'b4.const', 'fc0.weight': 'dense0.weight'}
+    """
+    out: dict[str, str] = {}
+    for key in keys:
+        for pattern, template in patterns:
+            match = re.fullmatch(pattern, key)
+            if match:
+                out[key] = match.expand(template)
+                break
+        else:
+            raise ValueError(f"Key {key!r} is not covered by {table_name}.")
+    return out
+
+
 def nvidia_key_map(generator: StyleGAN2Generator) -> dict[str, str]:
     """Our key to NVIDIA's key, for every parameter and buffer of `generator`.
 
     Raises:
         ValueError: naming a key of ours that no row of :data:`NVIDIA_KEY_PATTERNS` covers.
     """
-    out: dict[str, str] = {}
-    for key in generator.state_dict():
-        for pattern, template in NVIDIA_KEY_PATTERNS:
-            match = re.fullmatch(pattern, key)
-            if match:
-                out[key] = match.expand(template)
-                break
-        else:
-            raise ValueError(f"Key {key!r} is not covered by NVIDIA_KEY_PATTERNS.")
-    return out
+    return key_map_from_patterns(generator.state_dict(), NVIDIA_KEY_PATTERNS, "NVIDIA_KEY_PATTERNS")
 
 
 def _attr(record: PersistentRecord, name: str, default: Any = None) -> Any:
@@ -194,6 +214,35 @@ def _require(value: Any, name: str) -> Any:
     if value is None:
         raise ValueError(f"The NVIDIA generator record does not say its `{name}` (init_kwargs or attributes).")
     return value
+
+
+def nvidia_mapping_config(mapping: PersistentRecord, mapping_kw: Mapping[str, Any]) -> dict[str, Any]:
+    """``mapping_layers``, ``mapping_lr_multiplier`` and ``w_avg_beta`` of an NVIDIA ``MappingNetwork`` record.
+
+    The same network in StyleGAN2 and StyleGAN3 pickles: the recorded attributes win over `mapping_kw`
+    (the generator's ``mapping_kwargs``), which win over NVIDIA's defaults.
+
+    Raises:
+        ValueError: The ``fc`` layers are not ``fc0 … fc{n-1}``, disagree with ``num_layers``, or use an
+            activation other than leaky ReLU.
+    """
+    fc_names = sorted((n for n in mapping.modules if re.fullmatch(r"fc\d+", n)), key=lambda n: int(n[2:]))
+    if not fc_names or fc_names != [f"fc{i}" for i in range(len(fc_names))]:
+        raise ValueError(f"Unexpected mapping layers {fc_names} in the NVIDIA generator.")
+    declared = _attr(mapping, "num_layers", mapping_kw.get("num_layers", len(fc_names)))
+    if int(declared) != len(fc_names):
+        raise ValueError(f"mapping.num_layers says {declared}, but the record has {len(fc_names)} fc layers.")
+    for name in fc_names:
+        activation = _attr(mapping.get(name), "activation", mapping_kw.get("activation", "lrelu"))
+        if activation != "lrelu":
+            raise ValueError(f"mapping.{name} uses activation {activation!r}; only 'lrelu' is supported.")
+    w_avg_beta = _attr(mapping, "w_avg_beta", mapping_kw.get("w_avg_beta", 0.998))
+    lr_multiplier = _attr(mapping.get("fc0"), "bias_gain", mapping_kw.get("lr_multiplier", 0.01))
+    return dict(
+        mapping_layers=len(fc_names),
+        mapping_lr_multiplier=float(lr_multiplier),
+        w_avg_beta=0.998 if w_avg_beta is None else float(w_avg_beta),
+    )
 
 
 def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
@@ -232,20 +281,8 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
     img_resolution = int(_require(kw.get("img_resolution", _attr(g, "img_resolution")), "img_resolution"))
     img_channels = int(_require(kw.get("img_channels", _attr(g, "img_channels")), "img_channels"))
 
-    fc_names = sorted((n for n in mapping.modules if re.fullmatch(r"fc\d+", n)), key=lambda n: int(n[2:]))
-    num_layers = len(fc_names)
-    if fc_names != [f"fc{i}" for i in range(num_layers)] or num_layers == 0:
-        raise ValueError(f"Unexpected mapping layers {fc_names} in the NVIDIA generator.")
-    declared = _attr(mapping, "num_layers", mapping_kw.get("num_layers", num_layers))
-    if int(declared) != num_layers:
-        raise ValueError(f"mapping.num_layers says {declared}, but the record has {num_layers} fc layers.")
-    fc0 = mapping.get("fc0")
-    lr_multiplier = float(_attr(fc0, "bias_gain", mapping_kw.get("lr_multiplier", 0.01)))
-    w_avg_beta = _attr(mapping, "w_avg_beta", mapping_kw.get("w_avg_beta", 0.998))
-    for name in fc_names:
-        activation = _attr(mapping.get(name), "activation", mapping_kw.get("activation", "lrelu"))
-        if activation != "lrelu":
-            raise ValueError(f"mapping.{name} uses activation {activation!r}; only 'lrelu' is supported.")
+    mapping_config = nvidia_mapping_config(mapping, mapping_kw)
+    num_layers = mapping_config["mapping_layers"]
     embed_features = sd["mapping.embed.weight"].shape[0] if c_dim else None
     layer_features = sd["mapping.fc0.weight"].shape[0] if num_layers > 1 else None
 
@@ -278,8 +315,7 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
 
     config: dict[str, Any] = dict(
         z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-        channel_base=channel_base, channel_max=channel_max, mapping_layers=num_layers,
-        mapping_lr_multiplier=lr_multiplier, w_avg_beta=0.998 if w_avg_beta is None else float(w_avg_beta),
+        channel_base=channel_base, channel_max=channel_max, **mapping_config,
         conv_clamp=None if conv_clamp is None else float(conv_clamp), resample_filter=resample_filter,
     )  # fmt: skip
     if embed_features is not None and embed_features != w_dim:

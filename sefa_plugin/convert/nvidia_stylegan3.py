@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..models.stylegan3 import StyleGAN3Generator
-from .nvidia import load_mapped_state_dict
+from .nvidia import key_map_from_patterns, load_mapped_state_dict, nvidia_mapping_config
 from .safe_unpickler import PersistentRecord
 
 __all__ = [
@@ -93,16 +93,7 @@ def stylegan3_key_map(generator: StyleGAN3Generator) -> dict[str, str]:
     Raises:
         ValueError: naming a key of ours that no row of :data:`STYLEGAN3_KEY_PATTERNS` covers.
     """
-    out: dict[str, str] = {}
-    for key in generator.state_dict():
-        for pattern, template in STYLEGAN3_KEY_PATTERNS:
-            match = re.fullmatch(pattern, key)
-            if match:
-                out[key] = match.expand(template)
-                break
-        else:
-            raise ValueError(f"Key {key!r} is not covered by STYLEGAN3_KEY_PATTERNS.")
-    return out
+    return key_map_from_patterns(generator.state_dict(), STYLEGAN3_KEY_PATTERNS, "STYLEGAN3_KEY_PATTERNS")
 
 
 def _plain(value: Any) -> Any:
@@ -166,23 +157,7 @@ def _mapping_config(mapping: PersistentRecord, mapping_kw: dict[str, Any]) -> di
     unknown = sorted(set(mapping_kw) - {"num_layers", "lr_multiplier", "w_avg_beta"})
     if unknown:
         raise ValueError(f"The NVIDIA generator has mapping_kwargs the converter does not understand: {unknown}.")
-    fc_names = sorted((n for n in mapping.modules if re.fullmatch(r"fc\d+", n)), key=lambda n: int(n[2:]))
-    if not fc_names or fc_names != [f"fc{i}" for i in range(len(fc_names))]:
-        raise ValueError(f"Unexpected mapping layers {fc_names} in the NVIDIA generator.")
-    declared = mapping.attributes.get("num_layers", mapping_kw.get("num_layers", len(fc_names)))
-    if int(declared) != len(fc_names):
-        raise ValueError(f"mapping.num_layers says {declared}, but the record has {len(fc_names)} fc layers.")
-    for name in fc_names:
-        activation = mapping.get(name).attributes.get("activation", "lrelu")
-        if activation != "lrelu":
-            raise ValueError(f"mapping.{name} uses activation {activation!r}; only 'lrelu' is supported.")
-    w_avg_beta = mapping.attributes.get("w_avg_beta", mapping_kw.get("w_avg_beta", 0.998))
-    lr_multiplier = mapping.get("fc0").attributes.get("bias_gain", mapping_kw.get("lr_multiplier", 0.01))
-    return dict(
-        mapping_layers=len(fc_names),
-        mapping_lr_multiplier=float(_plain(lr_multiplier)),
-        w_avg_beta=0.998 if w_avg_beta is None else float(_plain(w_avg_beta)),
-    )
+    return nvidia_mapping_config(mapping, mapping_kw)
 
 
 def stylegan3_generator_config(g: PersistentRecord) -> dict[str, Any]:
