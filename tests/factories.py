@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sefa_plugin import StyleGAN2Generator
-from sefa_plugin.models import BigGANGenerator
+from sefa_plugin.models import BigGANGenerator, StyleGAN3Generator
 
 TINY_STYLEGAN2 = dict(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
 
@@ -55,4 +55,33 @@ def tiny_biggan(seed: int = 0, **kwargs) -> BigGANGenerator:
                 b.copy_(torch.randn_like(b) * 0.3)
             elif name.endswith("running_vars"):
                 b.copy_(torch.rand_like(b) + 0.5)
+    return g
+
+
+#: Tiny config T: 16×16 output, sampling rates 4 → 16, so layers up- and downsample by different factors.
+TINY_T = dict(
+    z_dim=8, w_dim=8, img_resolution=16, channel_base=128, channel_max=16, num_layers=4, num_critical=1,
+    first_cutoff=1, first_stopband=2, margin_size=2, mapping_layers=2,
+)  # fmt: skip
+#: Tiny config R: 1×1 convolutions, radial downsampling filters, doubled channels (NVIDIA's R recipe).
+TINY_R = {**TINY_T, "channel_base": 256, "channel_max": 32, "conv_kernel": 1, "use_radial_filters": True}
+
+
+def tiny_stylegan3(seed: int = 0, **kwargs) -> StyleGAN3Generator:
+    """A tiny seeded StyleGAN3Generator in eval mode with "trained-like" biases and statistics.
+
+    A fresh model has zero biases, an all-zero input affine (no rotation or translation), unit input
+    magnitudes and ``w_avg = 0``, which would hide mistakes in exactly those paths.
+    """
+    torch.manual_seed(seed)
+    g = StyleGAN3Generator(**{**TINY_T, **kwargs}).eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, t in g.state_dict(keep_vars=True).items():
+            if name.endswith("bias"):
+                t.add_(torch.randn(t.shape, generator=gen) * 0.3)
+            elif name.endswith(("input.affine.weight", "w_avg")):
+                t.copy_(torch.randn(t.shape, generator=gen))
+            elif name.endswith("magnitude_ema"):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
     return g

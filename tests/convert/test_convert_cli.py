@@ -117,7 +117,8 @@ def test_convert_detects_biggan_folders_and_edits_with_a_class(tmp_path, capsys)
 
 
 def test_convert_stylegan3_pickle(tmp_path, capsys):
-    from test_convert_stylegan3 import TINY_R, nvidia_snapshot, tiny_stylegan3, write
+    from factories import TINY_R, tiny_stylegan3
+    from test_convert_stylegan3 import nvidia_snapshot, write
 
     g = tiny_stylegan3(**TINY_R)
     path = write(tmp_path, nvidia_snapshot(g))

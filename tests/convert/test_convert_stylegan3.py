@@ -8,18 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from factories import TINY_R, tiny_stylegan3
 from nvidia_fakes import EasyDict, Persistent, module_state, nvidia_pickle_bytes
 from torch import nn
 
 from sefa_plugin.convert import convert_checkpoint, convert_nvidia_pickle, detect_format
 from sefa_plugin.convert.nvidia_stylegan3 import STYLEGAN3_KEY_PATTERNS, stylegan3_key_map
 from sefa_plugin.models.stylegan3 import StyleGAN3Generator
-
-TINY_T = dict(
-    z_dim=8, w_dim=8, img_resolution=16, channel_base=128, channel_max=16, num_layers=4, num_critical=1,
-    first_cutoff=1, first_stopband=2, margin_size=2, mapping_layers=2,
-)  # fmt: skip
-TINY_R = {**TINY_T, "channel_base": 256, "channel_max": 32, "conv_kernel": 1, "use_radial_filters": True}
 
 #: The generator's synthesis arguments, as NVIDIA's train.py passes them to ``Generator(**G_kwargs)`` (flat).
 _SYNTHESIS_KWARGS = (
@@ -37,22 +32,6 @@ _ATTRS = {
     "SynthesisLayer": ("is_torgb", "is_critically_sampled", "conv_kernel", "conv_clamp", "magnitude_ema_beta",
                        "up_factor", "down_factor", "down_radial"),
 }  # fmt: skip
-
-
-def tiny_stylegan3(seed: int = 0, **kwargs) -> StyleGAN3Generator:
-    """A tiny seeded generator with non-zero biases, input transform, w_avg and magnitude statistics."""
-    torch.manual_seed(seed)
-    g = StyleGAN3Generator(**{**TINY_T, **kwargs}).eval()
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, t in g.state_dict(keep_vars=True).items():
-            if name.endswith("bias"):
-                t.add_(torch.randn(t.shape, generator=gen) * 0.3)
-            elif name.endswith(("input.affine.weight", "w_avg")):
-                t.copy_(torch.randn(t.shape, generator=gen))
-            elif name.endswith("magnitude_ema"):
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
-    return g
 
 
 def to_persistent(module: nn.Module, name: str | None = None) -> Persistent:

@@ -7,18 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from factories import TINY_R, TINY_T, tiny_stylegan3
 
 from sefa_plugin.models import EditableGenerator
 from sefa_plugin.models.stylegan3 import StyleGAN3Generator, design_lowpass_filter, layer_specs
 from sefa_plugin.pipelines import SefaPipeline
-
-#: Tiny config T: 16×16 output, sampling rates 4 → 16, so layers up- and downsample by different factors.
-TINY_T = dict(
-    z_dim=8, w_dim=8, img_resolution=16, channel_base=128, channel_max=16, num_layers=4, num_critical=1,
-    first_cutoff=1, first_stopband=2, margin_size=2, mapping_layers=2,
-)  # fmt: skip
-#: Tiny config R: 1×1 convolutions, radial downsampling filters, doubled channels (NVIDIA's R recipe).
-TINY_R = {**TINY_T, "channel_base": 256, "channel_max": 32, "conv_kernel": 1, "use_radial_filters": True}
 
 # Expected `g(z)[0, 0, 4:7, 4:7]` for `tiny_stylegan3(0, **config)` and `z` from `latent_codes()`. Measured
 # with NVIDIA's official networks_stylegan3.Generator (NVlabs/stylegan3 @ c233a91, CPU reference ops,
@@ -33,26 +26,6 @@ EXPECTED = {
         0.7: [[0.13924, 0.138665, 0.137107], [0.139883, 0.13951, 0.138207], [0.140896, 0.140708, 0.13963]],
     },
 }
-
-
-def tiny_stylegan3(seed: int = 0, **kwargs) -> StyleGAN3Generator:
-    """A tiny seeded StyleGAN3Generator in eval mode with "trained-like" biases and statistics.
-
-    A fresh model has zero biases, an all-zero input affine (no rotation or translation), unit input
-    magnitudes and ``w_avg = 0``, which would hide mistakes in exactly those paths.
-    """
-    torch.manual_seed(seed)
-    g = StyleGAN3Generator(**{**TINY_T, **kwargs}).eval()
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, t in g.state_dict(keep_vars=True).items():
-            if name.endswith("bias"):
-                t.add_(torch.randn(t.shape, generator=gen) * 0.3)
-            elif name.endswith(("input.affine.weight", "w_avg")):
-                t.copy_(torch.randn(t.shape, generator=gen))
-            elif name.endswith("magnitude_ema"):
-                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
-    return g
 
 
 def latent_codes(n: int = 3, z_dim: int = 8) -> torch.Tensor:
