@@ -33,7 +33,7 @@ from typing import IO
 
 from ..models.interface import EditableGenerator
 from .biggan import convert_biggan, convert_biggan_state_dict
-from .genforce import convert_genforce, detect_genforce_architecture, genforce_key_map
+from .genforce import WEIGHT_FILES, convert_genforce, detect_genforce_architecture, genforce_key_map
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .safe_unpickler import (
@@ -49,6 +49,7 @@ __all__ = [
     "LICENSE_NOTES",
     "PersistentRecord",
     "UnsafePickleError",
+    "checkpoint_weights_file",
     "convert_biggan",
     "convert_biggan_state_dict",
     "convert_checkpoint",
@@ -81,8 +82,6 @@ LICENSE_NOTES = {
     "weights' license.",
 }
 
-#: Weight files that make a folder a huggan-style checkpoint (genforce state dict + config.json).
-_FOLDER_WEIGHTS = ("pytorch_model.bin", "model.safetensors")
 
 # A legacy torch.save stream is 4 pickles (magic, protocol, sys_info, object) before the raw storage data.
 _MAX_PICKLES = 4
@@ -122,6 +121,32 @@ def _pickle_strings(file: IO[bytes]) -> set[str]:
     return found
 
 
+def checkpoint_weights_file(src: str | os.PathLike) -> str:
+    """The file that holds a checkpoint's weights: `src` itself, or the weights file of a checkpoint folder.
+
+    A folder (huggan, pytorch-pretrained-BigGAN) holds one of :data:`~sefa_plugin.convert.genforce.WEIGHT_FILES`
+    (tried in order) beside its ``config.json``.
+
+    Raises:
+        FileNotFoundError: `src` is neither a file nor a folder holding a weights file.
+
+    Example:
+
+    >>> checkpoint_weights_file("biggan-deep-128")  # doctest: +SKIP
+    'biggan-deep-128/pytorch_model.bin'
+    """
+    if os.path.isfile(src):
+        return str(src)
+    if os.path.isdir(src):
+        for name in WEIGHT_FILES:
+            if os.path.isfile(os.path.join(src, name)):
+                return os.path.join(src, name)
+        raise FileNotFoundError(
+            f"`src` folder {str(src)!r} holds none of {WEIGHT_FILES}: it is not a checkpoint folder."
+        )
+    raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file or folder.")
+
+
 def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
     """Tell which of :data:`FORMATS` a checkpoint is in, from its pickle opcodes (nothing is unpickled).
 
@@ -135,12 +160,10 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
     """
     if isinstance(src, str | os.PathLike) and os.path.isdir(src):
-        bin_file = os.path.join(src, "pytorch_model.bin")
-        if os.path.isfile(bin_file) and detect_format(bin_file) == "biggan":
+        weights = checkpoint_weights_file(src)
+        if weights.endswith(".bin") and detect_format(weights) == "biggan":
             return "biggan"
-        if any(os.path.isfile(os.path.join(src, name)) for name in _FOLDER_WEIGHTS):
-            return "genforce"  # a huggan folder: a genforce state dict + config.json
-        raise ValueError(f"Folder {str(src)!r} holds none of {_FOLDER_WEIGHTS}: it is not a checkpoint folder.")
+        return "genforce"  # a huggan folder: a genforce state dict + config.json
     if isinstance(src, bytes | bytearray):
         strings = _pickle_strings(io.BytesIO(src))
     elif isinstance(src, str | os.PathLike):

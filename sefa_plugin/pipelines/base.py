@@ -148,26 +148,15 @@ class GANPipeline(DiffusionPipeline):
         >>> pipe = SefaPipeline.from_checkpoint("network-snapshot-025000.pkl")  # doctest: +SKIP
         >>> pipe.save_pretrained("my-stylegan2")  # doctest: +SKIP
         """
-        from ..convert import LICENSE_NOTES, convert_checkpoint, detect_format
+        from ..convert import LICENSE_NOTES, checkpoint_weights_file, convert_checkpoint, detect_format
         from ..hub import file_sha256
 
-        if os.path.isdir(src):  # a huggan checkpoint folder: fingerprint its weights file
-            weights = [os.path.join(src, n) for n in ("pytorch_model.bin", "model.safetensors")]
-            weights = [w for w in weights if os.path.isfile(w)]
-            if not weights:
-                raise FileNotFoundError(f"`src` folder {str(src)!r} holds no pytorch_model.bin or model.safetensors.")
-            fingerprinted = weights[0]
-        elif os.path.isfile(src):
-            fingerprinted = src
-        else:
-            raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file or folder.")
+        weights = checkpoint_weights_file(src)  # for a folder, its weights file is fingerprinted
         fmt = format or detect_format(src)
         pipe = cls(generator=convert_checkpoint(src, format=fmt))
         pipe.source = {
-            "source_file": os.path.relpath(fingerprinted, os.path.dirname(os.path.abspath(src)))
-            if os.path.isdir(src)
-            else os.path.basename(src),
-            "source_sha256": file_sha256(fingerprinted),
+            "source_file": os.path.relpath(weights, os.path.dirname(os.path.abspath(src))),
+            "source_sha256": file_sha256(weights),
             "source_format": fmt,
             "license_note": LICENSE_NOTES[fmt],
         }
