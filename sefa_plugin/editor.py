@@ -381,6 +381,12 @@ class EditorSession:
 
         Raises:
             ValueError: naming `class_label` and its range, when it does not fit the loaded model.
+
+        Example:
+
+        >>> session = EditorSession("biggan-deep-128")  # doctest: +SKIP
+        >>> session.set_class_label("207")  # doctest: +SKIP
+        207
         """
         if class_label is None or (isinstance(class_label, str) and not class_label.strip()):
             label = None

@@ -158,6 +158,7 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
 
     Raises:
         ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
+        FileNotFoundError: `src` is a folder without a weights file.
     """
     if isinstance(src, str | os.PathLike) and os.path.isdir(src):
         weights = checkpoint_weights_file(src)

@@ -152,6 +152,11 @@ def detect_genforce_architecture(state: Mapping[str, Any]) -> str:
 
     Raises:
         ValueError: None of these marker keys is present (the message shows some of the keys found).
+
+    Example:
+
+    >>> detect_genforce_architecture({"layer0.weight": None, "layer0.bias": None, "lod": None})
+    'pggan'
     """
     if "synthesis.early_layer.const" in state or "synthesis.early_layer.weight" in state:
         return "stylegan2"

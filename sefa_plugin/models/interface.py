@@ -45,6 +45,15 @@ def check_layer_indices(layers: Sequence[int], num_ws: int) -> list[int]:
 
     Raises:
         ValueError: naming `layers` and the allowed range ``[0, num_ws - 1]``.
+
+    Example:
+
+    >>> check_layer_indices([0, 2], num_ws=4)
+    [0, 2]
+    >>> check_layer_indices([4], num_ws=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: `layers` must hold indices in [0, 3], got [4].
     """
     for i in layers:
         if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= int(i) < num_ws:

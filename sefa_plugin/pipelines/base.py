@@ -285,6 +285,12 @@ class GANPipeline(DiffusionPipeline):
         Raises:
             ValueError: `class_label` is missing or out of range for a conditional generator, or given for
                 an unconditional one.
+
+        Example:
+
+        >>> from sefa_plugin import DEFAULT_MODEL, SefaPipeline
+        >>> SefaPipeline.from_pretrained(DEFAULT_MODEL).class_vector(None, 2) is None  # unconditional
+        True
         """
         c_dim = int(getattr(self.generator.config, "c_dim", 0) or 0)
         if c_dim == 0:
