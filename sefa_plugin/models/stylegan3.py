@@ -43,7 +43,7 @@ from torch import nn
 
 from .interface import EditableGenerator, check_generator_config, check_layer_indices
 from .ops import LRELU_GAIN, FullyConnectedLayer, upfirdn2d
-from .stylegan2 import MappingNetwork
+from .stylegan2 import MappingNetwork, StyleGAN2Generator
 
 __all__ = [
     "LayerSpec",
@@ -590,19 +590,8 @@ class StyleGAN3Generator(ModelMixin, ConfigMixin, EditableGenerator):
         affines = self.style_affines()
         return [affines[i].effective_weight().detach() for i in check_layer_indices(layers, len(affines))]
 
-    def sample_latents(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-    ) -> torch.Tensor:
-        return self.mapping(
-            z.to(self.device),
-            None if c is None else c.to(self.device),
-            truncation_psi=truncation_psi,
-            truncation_cutoff=truncation_cutoff,
-        )
+    # Same mapping network (`self.mapping`) as StyleGAN2, so the same truncation and device handling.
+    sample_latents = StyleGAN2Generator.sample_latents
 
     def synthesize(self, latents: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         """Render W+ latents ``[N, num_ws, w_dim]``; `noise_mode` is validated and otherwise ignored."""
