@@ -342,7 +342,9 @@ def ganspace_z(
     """GANSpace for z-input generators: PCA of the first layer's activations, regressed back to ``z``.
 
     Streams the editable latents (``z``, pixel-normalised for PGGAN), then calls
-    :func:`regress_activation_components` with their covariance and ``gan.latent_weights([0])[0]``.
+    :func:`regress_activation_components` with their covariance and ``gan.latent_weights([0])[0]``,
+    both restricted to the first ``gan.editable_latent_dim`` coordinates: a class-conditional BigGAN's
+    directions move ``z`` only (their class-embedding part is zero).
     ``variances`` are those of the activation-space components; ``stds`` are measured along the
     latent directions.
 
@@ -361,9 +363,13 @@ def ganspace_z(
             f"`gan` edits the {gan.latent_space!r} space: ganspace_z needs a z-input generator "
             f"(latent_space 'z'); use ganspace_w for style-based generators."
         )
-    _check_num_components(num_components, gan.latent_dim)
+    edim = gan.editable_latent_dim
+    _check_num_components(num_components, edim)
     pca = stream_latent_pca(gan, num_samples, batch_size=batch_size, generator=generator, progress=progress)
+    # Only the editable coordinates enter the regression (BigGAN: z, not the class embedding), so the
+    # directions never move the fixed part of the latent.
     directions, variances, stds = regress_activation_components(
-        pca.covariance(), gan.latent_weights([0])[0], num_components
+        pca.covariance()[:edim, :edim], gan.latent_weights([0])[0][:, :edim], num_components
     )
+    directions = torch.nn.functional.pad(directions, (0, gan.latent_dim - edim))
     return PCAResult(directions, variances, stds, pca.mean.to("cpu", torch.float32))

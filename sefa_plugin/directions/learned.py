@@ -82,7 +82,7 @@ def check_num_directions(num_directions: int, latent_dim: int) -> int:
     """Validate K against the latent size; errors name `num_directions`."""
     if not _is_int(num_directions) or not 1 <= int(num_directions) <= latent_dim:
         raise ValueError(
-            f"`num_directions` must be an int in [1, {latent_dim}] (the latent size of this generator), "
+            f"`num_directions` must be an int in [1, {latent_dim}] (the editable latent size of this generator), "
             f"got {num_directions!r}."
         )
     return int(num_directions)
@@ -104,6 +104,9 @@ class DirectionMatrix(nn.Module):
         kind: One of :data:`DIRECTION_KINDS` (see the module docstring), or ``"fixed"`` with `vectors`.
         seed: Seed of the initialisation (``"ortho"``) or of the basis (``"random"``).
         vectors: ``[K, D]`` directions to hold fixed (only with ``kind="fixed"``; any K).
+        editable_dim: How many leading coordinates the directions may move (default: all D). A
+            class-conditional BigGAN's latent is ``[z, class embedding]``: its directions live in the
+            ``z`` part and are zero on the rest (the generator's ``editable_latent_dim``).
 
     Example:
 
@@ -126,10 +129,15 @@ class DirectionMatrix(nn.Module):
         kind: str = "ortho",
         seed: int = 0,
         vectors: torch.Tensor | None = None,
+        editable_dim: int | None = None,
     ) -> None:
         super().__init__()
         if not _is_int(latent_dim) or latent_dim < 1:
             raise ValueError(f"`latent_dim` must be a positive int, got {latent_dim!r}.")
+        if editable_dim is None:
+            editable_dim = latent_dim
+        if not _is_int(editable_dim) or not 1 <= editable_dim <= latent_dim:
+            raise ValueError(f"`editable_dim` must be an int in [1, {latent_dim}], got {editable_dim!r}.")
         if kind == "fixed":
             if vectors is None or vectors.ndim != 2 or vectors.shape[1] != latent_dim or vectors.shape[0] < 1:
                 shape = None if vectors is None else list(vectors.shape)
@@ -140,12 +148,14 @@ class DirectionMatrix(nn.Module):
         else:
             if vectors is not None:
                 raise ValueError(f"`vectors` is only used with `kind='fixed'`, not with {kind!r}.")
-            num_directions = check_num_directions(num_directions, latent_dim)
+            num_directions = check_num_directions(num_directions, editable_dim)
         self.kind = kind
         self.latent_dim = int(latent_dim)
+        # Fixed vectors are given in the whole latent; the other kinds are built in the editable part.
+        self.editable_dim = self.latent_dim if kind == "fixed" else int(editable_dim)
         self.num_directions = int(num_directions)
         rng = torch.Generator().manual_seed(int(seed))
-        d, k = self.latent_dim, self.num_directions
+        d, k = self.editable_dim, self.num_directions
         if kind == "ortho":
             # Near the identity at first (the official code starts from 0.001·randn).
             self.log_half = nn.Parameter(0.001 * torch.randn(d, d, generator=rng))
@@ -166,7 +176,7 @@ class DirectionMatrix(nn.Module):
         return self.kind in TRAINABLE_KINDS
 
     def matrix(self) -> torch.Tensor:
-        """The directions as columns, ``[D, K]`` (differentiable for the trainable kinds)."""
+        """The directions as columns in the editable coordinates, ``[editable_dim, K]`` (differentiable)."""
         if self.kind == "ortho":
             return torch.matrix_exp(self.log_half - self.log_half.T)[:, : self.num_directions]
         if self.kind == "linear":
@@ -177,7 +187,10 @@ class DirectionMatrix(nn.Module):
 
     def directions(self) -> torch.Tensor:
         """The directions as rows, ``[K, D]`` (unit rows except for ``"linear"`` and ``"fixed"``)."""
-        return self.matrix().T
+        rows = self.matrix().T
+        if self.editable_dim < self.latent_dim:
+            rows = F.pad(rows, (0, self.latent_dim - self.editable_dim))
+        return rows
 
     def forward(self, index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Latent shifts ``eps[i] · d_{index[i]}``, ``[N, D]``."""
@@ -466,7 +479,10 @@ class LatentDiscoveryTrainer:
             probe = generator.synthesize(generator.sample_latents(z, c=c), noise_mode=config.noise_mode)
         if probe.ndim != 4 or probe.shape[2] != probe.shape[3]:
             raise ValueError(f"The generator must render square images [N, C, H, W], got {list(probe.shape)}.")
-        matrix = DirectionMatrix(generator.latent_dim, config.num_directions, config.kind, config.seed, vectors)
+        matrix = DirectionMatrix(
+            generator.latent_dim, config.num_directions, config.kind, config.seed, vectors,
+            editable_dim=generator.editable_latent_dim,
+        )  # fmt: skip
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             reconstructor = Reconstructor(
@@ -499,7 +515,7 @@ class LatentDiscoveryTrainer:
             cfg.kind, cfg.num_directions = "fixed", int(vectors.shape[0])
         else:
             check_kind(cfg.kind)
-            cfg.num_directions = check_num_directions(cfg.num_directions, generator.latent_dim)
+            cfg.num_directions = check_num_directions(cfg.num_directions, generator.editable_latent_dim)
         if cfg.layers is not None:
             cfg.layers = sorted({int(i) for i in cfg.layers})
             if not cfg.layers or any(not 0 <= i < generator.num_ws for i in cfg.layers):

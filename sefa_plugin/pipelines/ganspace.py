@@ -61,8 +61,8 @@ class GANSpacePipeline(GANPipeline):
         Args:
             num_samples: Latents to sample (the paper's caches use 10⁶; 10⁵ gives nearly the same top
                 components on small models).
-            num_components: Components to keep, at most ``latent_dim`` (default: 80, or ``latent_dim``
-                if smaller).
+            num_components: Components to keep, at most ``editable_latent_dim`` (default: 80, or
+                ``editable_latent_dim`` if smaller).
             batch_size: Latents per batch (memory is ``O(batch_size · D + D²)``).
             layers: Layers an edit changes by default: ``"all"``, ``"0-3"``, ``"coarse"`` ... Any range
                 can still be given per call with ``pipe(..., layers="0-2")``.
@@ -77,15 +77,12 @@ class GANSpacePipeline(GANPipeline):
         """
         g = self.generator
         idx = parse_layers(layers, g.num_ws, g.layer_groups())
+        dim = g.editable_latent_dim
         if num_components is None:
-            num_components = min(DEFAULT_NUM_COMPONENTS, g.latent_dim)
-        if (
-            isinstance(num_components, bool)
-            or not isinstance(num_components, int)
-            or not (1 <= num_components <= g.latent_dim)
-        ):
+            num_components = min(DEFAULT_NUM_COMPONENTS, dim)
+        if isinstance(num_components, bool) or not isinstance(num_components, int) or not (1 <= num_components <= dim):
             raise ValueError(
-                f"`num_components` must be an int in [1, {g.latent_dim}] (the latent dimension of this "
+                f"`num_components` must be an int in [1, {dim}] (the editable latent dimension of this "
                 f"generator), got {num_components!r}."
             )
         core = ganspace_w if g.latent_space == "w+" else ganspace_z

@@ -112,7 +112,7 @@ class LatentDiscoveryPipeline(GANPipeline):
         """
         g = self.generator
         check_kind(kind)
-        num_directions = check_num_directions(num_directions, g.latent_dim)
+        num_directions = check_num_directions(num_directions, g.editable_latent_dim)
         idx = parse_layers(layers, g.num_ws, g.layer_groups())
         if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 0:
             raise ValueError(f"`eval_batches` must be an int ≥ 0, got {eval_batches!r}.")

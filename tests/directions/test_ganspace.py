@@ -202,3 +202,17 @@ def test_space_checks_and_sample_count_errors():
         stream_latent_pca(sg, num_samples=1)
     with pytest.raises(ValueError, match="`batch_size`"):
         stream_latent_pca(sg, num_samples=10, batch_size=0)
+
+
+def test_ganspace_z_on_biggan_moves_z_only():
+    """BigGAN's latent is [z, class embedding]: GANSpace's directions are zero on the class part."""
+    from factories import TINY_BIGGAN, tiny_biggan
+
+    g = tiny_biggan()
+    z_dim = TINY_BIGGAN["z_dim"]
+    res = ganspace_z(g, num_samples=3000, num_components=4, generator=torch.Generator().manual_seed(0))
+    assert res.components.shape == (4, g.latent_dim)
+    assert torch.equal(res.components[:, z_dim:], torch.zeros(4, g.latent_dim - z_dim))
+    assert torch.allclose(res.components.norm(dim=1), torch.ones(4), atol=1e-5)
+    with pytest.raises(ValueError, match="num_components"):
+        ganspace_z(g, num_samples=100, num_components=z_dim + 1)

@@ -165,6 +165,32 @@ def test_unknown_kind_lists_the_kinds():
     assert DIRECTION_KINDS == ("ortho", "linear", "proj", "random", "coordinate")
 
 
+@pytest.mark.parametrize("kind", ["ortho", "linear", "proj", "random", "coordinate"])
+def test_editable_dim_keeps_the_rest_of_the_latent_fixed(kind):
+    m = DirectionMatrix(latent_dim=10, num_directions=3, kind=kind, editable_dim=6)
+    d = m.directions()
+    assert d.shape == (3, 10) and torch.equal(d[:, 6:], torch.zeros(3, 4))
+    assert torch.allclose(d.norm(dim=1), torch.ones(3), atol=1e-5)
+    with pytest.raises(ValueError, match="num_directions"):
+        DirectionMatrix(latent_dim=10, num_directions=7, kind=kind, editable_dim=6)
+    with pytest.raises(ValueError, match="editable_dim"):
+        DirectionMatrix(latent_dim=10, num_directions=3, kind=kind, editable_dim=11)
+
+
+def test_trainer_on_biggan_learns_z_directions_only():
+    from factories import TINY_BIGGAN, tiny_biggan
+
+    g = tiny_biggan()
+    z_dim = TINY_BIGGAN["z_dim"]
+    trainer = LatentDiscoveryTrainer(g, LatentDiscoveryConfig(num_directions=3, kind="ortho", batch_size=4, lr=1e-1))
+    trainer.train(steps=2, progress_bar=None)
+    d = trainer.direction_matrix.directions().detach()
+    assert d.shape == (3, g.latent_dim) and torch.equal(d[:, z_dim:], torch.zeros(3, g.latent_dim - z_dim))
+    assert not torch.allclose(d[:, :z_dim], torch.eye(z_dim)[:3], atol=1e-4)  # it trained
+    with pytest.raises(ValueError, match="num_directions"):
+        LatentDiscoveryTrainer(g, LatentDiscoveryConfig(num_directions=z_dim + 1))
+
+
 def test_trainer_updates_matrix_only_for_trainable_kinds():
     g = tiny_stylegan2()
     before = {n: p.detach().clone() for n, p in g.named_parameters()}
