@@ -245,7 +245,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pl_weight=args.pl_weight,
         seed=args.seed,
     )
-    trainer = Trainer(cfg, run_dir=args.run_dir, device=args.device, init_generator=args.init_generator)
+    overrides = {"lr": args.lr} if args.lr is not None else {}
+    if args.r1_gamma is not None:
+        try:
+            overrides["r1_gamma"] = None if args.r1_gamma == "auto" else float(args.r1_gamma)
+        except ValueError:
+            raise ValueError(f"--r1-gamma must be 'auto' or a number >= 0, got {args.r1_gamma!r}") from None
+    trainer = Trainer(
+        cfg, run_dir=args.run_dir, device=args.device, init_generator=args.init_generator, overrides=overrides
+    )
     trainer.train(iterations=args.iterations, checkpoint_every=args.checkpoint_every)
     if not trainer.accelerator.is_main_process:  # other processes of a multi-process run stop here
         return 0
@@ -591,6 +599,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--w-dim", type=int, default=128)
     p.add_argument("--mapping-layers", type=int, default=4)
     p.add_argument("--pl-weight", type=float, default=0.0, help="path-length regularisation weight (0: off)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default 0.002; on resume, replaces the checkpoint's value)",
+    )
+    p.add_argument(
+        "--r1-gamma",
+        default=None,
+        help="R1 weight or 'auto' (default: 0.0002*resolution^2/batch_size); on resume, replaces the checkpoint's",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=int, default=250)

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
+#: Settings that may change when a run resumes (``Trainer(..., overrides=...)``); the others fix the
+#: architecture, the data or the lazy-regularisation schedule that the optimizer states were built for.
+RESUME_OVERRIDABLE = ("lr", "r1_gamma", "style_mixing_prob", "ema_kimg")
+
 
 @dataclass
 class TrainingConfig:
@@ -131,6 +135,11 @@ def _load_init_generator(source: str | os.PathLike, cfg: TrainingConfig) -> tupl
     return theirs, {"source": str(source), "weights_sha256": weights_sha256(loaded)}
 
 
+def _lazy_ratio(interval: int | None) -> float:
+    """StyleGAN2's lr/beta scaling for a network regularised lazily every `interval` steps."""
+    return 1.0 if interval is None else interval / (interval + 1)
+
+
 def _save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -148,6 +157,9 @@ class Trainer:
             ``save_pretrained`` writes it) or a pipeline folder holding ``generator/``. Its weights become
             both the trained and the EMA generator (the discriminator starts fresh); its fingerprint is
             recorded in ``config.extra["init_generator"]``. Must match the configuration's architecture.
+        overrides: Settings that replace the checkpoint's when resuming (or the configuration's on a new
+            run), e.g. ``{"r1_gamma": 0.2}``; keys from :data:`RESUME_OVERRIDABLE`. Each change is recorded
+            with the iteration it took effect at in ``config.extra["overrides"]``.
 
     Example:
 
@@ -163,8 +175,19 @@ class Trainer:
         run_dir: str | os.PathLike,
         device: str | None = None,
         init_generator: str | os.PathLike | None = None,
+        overrides: dict[str, float | None] | None = None,
     ) -> None:
         from accelerate import Accelerator
+
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
+        if unknown:
+            raise ValueError(f"`overrides` has unknown keys {unknown}; allowed: {list(RESUME_OVERRIDABLE)}.")
+        for key, value in overrides.items():
+            if value is not None and (not isinstance(value, int | float) or not math.isfinite(value) or value < 0):
+                raise ValueError(f"`overrides[{key!r}]` must be a finite number ≥ 0, got {value!r}.")
+        if overrides.get("lr") is None:
+            overrides.pop("lr", None)
 
         self.run_dir = Path(run_dir)
         try:
@@ -183,6 +206,12 @@ class Trainer:
         if init_generator is not None:
             init_weights, fingerprint = _load_init_generator(init_generator, config)
             config = replace(config, extra={**config.extra, "init_generator": fingerprint})
+        changed = {k: v for k, v in overrides.items() if getattr(config, k) != v}
+        if changed:
+            at = int(state["iteration"]) if state is not None else 0
+            history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
+            config = replace(config, **changed, extra={**config.extra, "overrides": history})
+            logger.info("Settings from iteration %d on: %s", at, changed)
         self.config = config
         use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
         self.accelerator = Accelerator(cpu=use_cpu)
@@ -193,7 +222,8 @@ class Trainer:
             self.G.load_state_dict(init_weights)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         # Lazy regularisation: rescale lr and betas so that the effective optimisation matches (StyleGAN2).
-        opt_g = self._adam(self.G, config.pl_interval if config.pl_weight > 0 else None)
+        g_interval = config.pl_interval if config.pl_weight > 0 else None
+        opt_g = self._adam(self.G, g_interval)
         opt_d = self._adam(self.D, config.r1_interval)
         self.rng = np.random.default_rng(config.seed)  # data order
         self.iteration = 0
@@ -206,6 +236,10 @@ class Trainer:
             self.G_ema.load_state_dict(state["G_ema"])
             opt_g.load_state_dict(state["opt_G"])
             opt_d.load_state_dict(state["opt_D"])
+            if "lr" in changed:  # the loaded optimizer states carry the old learning rate
+                for opt, interval in ((opt_g, g_interval), (opt_d, config.r1_interval)):
+                    for group in opt.param_groups:
+                        group["lr"] = config.lr * _lazy_ratio(interval)
             self.iteration = int(state["iteration"])
             self.images_seen = int(state["images_seen"])
             self.pl_mean = state["pl_mean"]
@@ -228,7 +262,7 @@ class Trainer:
         self.sample_z = torch.from_numpy(np.random.RandomState(123).randn(64, config.z_dim).astype(np.float32))
 
     def _adam(self, module: torch.nn.Module, interval: int | None) -> torch.optim.Optimizer:
-        ratio = 1.0 if interval is None else interval / (interval + 1)
+        ratio = _lazy_ratio(interval)
         return torch.optim.Adam(module.parameters(), lr=self.config.lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
 
     # ------------------------------------------------------------------ one step
