@@ -246,6 +246,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     overrides = {"lr": args.lr} if args.lr is not None else {}
+    if args.fm_weight is not None:
+        overrides["fm_weight"] = args.fm_weight
     if args.r1_gamma is not None:
         try:
             overrides["r1_gamma"] = None if args.r1_gamma == "auto" else float(args.r1_gamma)
@@ -609,6 +611,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--r1-gamma",
         default=None,
         help="R1 weight or 'auto' (default: 0.0002*resolution^2/batch_size); on resume, replaces the checkpoint's",
+    )
+    p.add_argument(
+        "--fm-weight",
+        type=float,
+        default=None,
+        help="feature-matching weight in the generator loss (default 0: off); on resume, replaces the checkpoint's",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -119,8 +119,9 @@ def test_train_command(tmp_path, capsys):
     assert StyleGAN2Generator.from_pretrained(tmp_path / "export").config.img_resolution == 16
     # Resume with a new R1 weight; a bad value is a clear error that names the flag.
     resume = ["train", "--run-dir", str(run), "--iterations", "3", "--device", "cpu"]
-    assert main([*resume, "--r1-gamma", "0.3", "--lr", "0.001"]) == 0
+    assert main([*resume, "--r1-gamma", "0.3", "--lr", "0.001", "--fm-weight", "0.2"]) == 0
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["iteration"] == 3 and state["config"]["r1_gamma"] == 0.3 and state["config"]["lr"] == 0.001
+    assert state["config"]["fm_weight"] == 0.2
     assert main([*resume, "--r1-gamma", "big"]) == 2
     assert "--r1-gamma must be 'auto' or a number" in capsys.readouterr().err

@@ -71,9 +71,13 @@ class Discriminator(nn.Module):
         y = y.mean(dim=[1, 2, 3]).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)  # [N, 1, H, W]
         return torch.cat([x, y], dim=1)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """The penultimate activations ``[N, C]`` that the output layer turns into logits."""
         x = img
         for res in self.block_resolutions:
             x = getattr(self, f"b{res}")(x)
         x = self.conv(self._minibatch_std(x))
-        return self.out(self.fc(x.flatten(1)))  # [N, 1] logits
+        return self.fc(x.flatten(1))
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.out(self.features(img))  # [N, 1] logits

@@ -42,7 +42,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 #: Settings that may change when a run resumes (``Trainer(..., overrides=...)``); the others fix the
 #: architecture, the data or the lazy-regularisation schedule that the optimizer states were built for.
-RESUME_OVERRIDABLE = ("lr", "r1_gamma", "style_mixing_prob", "ema_kimg")
+RESUME_OVERRIDABLE = ("lr", "r1_gamma", "style_mixing_prob", "ema_kimg", "fm_weight")
 
 
 @dataclass
@@ -63,6 +63,9 @@ class TrainingConfig:
         pl_weight: Path-length regularisation weight (0 disables it; StyleGAN2 uses 2).
         pl_interval: Lazy path-length regularisation interval.
         style_mixing_prob: Probability of mixing two latents at a random layer.
+        fm_weight: Weight of a feature-matching term in the generator loss (Salimans et al. 2016): the
+            squared distance between the batch means of the discriminator's penultimate features on
+            generated and on real images. It penalises a generator that drops modes of the data (0: off).
         ema_kimg: Half-life of the generator EMA in thousands of images.
         ema_rampup: EMA half-life ramp-up as a fraction of images seen (None disables).
         dataset_seed: Seed of the scene dataset.
@@ -83,6 +86,7 @@ class TrainingConfig:
     pl_weight: float = 0.0
     pl_interval: int = 4
     style_mixing_prob: float = 0.9
+    fm_weight: float = 0.0
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     dataset_seed: int = 0
@@ -291,14 +295,21 @@ class Trainer:
         """One generator and one discriminator update (plus due regularisation); returns the losses."""
         cfg, acc = self.config, self.accelerator
         stats: dict[str, float] = {}
-        # Generator: non-saturating loss.
+        # Generator: non-saturating loss (plus feature matching when enabled).
         self.D.requires_grad_(False)
         self.G.requires_grad_(True)
         fake, _ = self._generate(cfg.batch_size)
-        loss_g = F.softplus(-self.D(fake)).mean()
+        fake_features = self.D.features(fake)
+        loss_g = F.softplus(-self.D.out(fake_features)).mean()
+        stats["loss_G"] = float(loss_g.detach())
+        if cfg.fm_weight > 0:
+            with torch.no_grad():
+                real_mean = self.D.features(self._real_batch()).mean(dim=0)
+            loss_fm = (fake_features.mean(dim=0) - real_mean).square().sum()
+            stats["loss_FM"] = float(loss_fm.detach())
+            loss_g = loss_g + cfg.fm_weight * loss_fm
         self.opt_g.zero_grad(set_to_none=True)
         acc.backward(loss_g)
-        stats["loss_G"] = float(loss_g.detach())
         if cfg.pl_weight > 0 and self.iteration % cfg.pl_interval == 0:
             fake, ws = self._generate(max(cfg.batch_size // 2, 1))
             noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])

@@ -148,3 +148,28 @@ def test_resume_with_overrides(tmp_path):
         Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"resolution": 32})
     with pytest.raises(ValueError, match=r"overrides\['lr'\]"):
         Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"lr": -1.0})
+
+
+def test_feature_matching_term(tmp_path, monkeypatch):
+    """fm_weight adds ‖mean D-features(fake) − mean D-features(real)‖² to the generator loss."""
+    torch.set_num_threads(1)
+    d = Discriminator(16, channel_base=128, channel_max=16)
+    x = torch.randn(4, 3, 16, 16)
+    assert torch.equal(d(x), d.out(d.features(x)))
+    cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "fm_weight": 0.5})
+    t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
+    monkeypatch.setattr(t, "_real_batch", lambda: real.clone())
+    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    with torch.no_grad():
+        expected = (t.D.features(fake).mean(0) - t.D.features(real).mean(0)).square().sum()
+    stats = t.step()
+    assert stats["loss_FM"] == pytest.approx(float(expected), rel=1e-5) and stats["loss_FM"] > 0
+    # Without it there is no such term, and a resumed run can switch it on (recorded like other overrides).
+    plain = Trainer(TrainingConfig(**TINY), run_dir=tmp_path / "plain", device="cpu")
+    assert "loss_FM" not in plain.step()
+    plain.save_checkpoint()
+    resumed = Trainer(TrainingConfig(), run_dir=tmp_path / "plain", device="cpu", overrides={"fm_weight": 0.1})
+    assert resumed.config.fm_weight == 0.1
+    assert resumed.config.extra["overrides"] == [{"iteration": 1, "fm_weight": 0.1}]
