@@ -246,8 +246,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     overrides = {"lr": args.lr} if args.lr is not None else {}
-    if args.fm_weight is not None:
-        overrides["fm_weight"] = args.fm_weight
+    for key in ("fm_weight", "aux_shape_weight", "shape_balance_weight"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
     if args.r1_gamma is not None:
         try:
             overrides["r1_gamma"] = None if args.r1_gamma == "auto" else float(args.r1_gamma)
@@ -617,6 +618,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="feature-matching weight in the generator loss (default 0: off); on resume, replaces the checkpoint's",
+    )
+    p.add_argument(
+        "--aux-shape-weight",
+        type=float,
+        default=None,
+        help="weight of the discriminator's shape-classification loss on real scenes (default 0: off)",
+    )
+    p.add_argument(
+        "--shape-balance-weight",
+        type=float,
+        default=None,
+        help="weight of the generator's shape-frequency term (needs --aux-shape-weight; default 0: off)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -125,3 +125,5 @@ def test_train_command(tmp_path, capsys):
     assert state["config"]["fm_weight"] == 0.2
     assert main([*resume, "--r1-gamma", "big"]) == 2
     assert "--r1-gamma must be 'auto' or a number" in capsys.readouterr().err
+    assert main([*resume, "--shape-balance-weight", "1"]) == 2  # needs the discriminator's shape head
+    assert "aux_shape_weight" in capsys.readouterr().err

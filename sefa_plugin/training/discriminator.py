@@ -37,6 +37,8 @@ class Discriminator(nn.Module):
         channel_base: Channels at resolution ``r`` are ``min(channel_base // r, channel_max)``.
         channel_max: Upper bound on channels.
         mbstd_group_size: Group size of the minibatch standard-deviation feature.
+        num_aux_classes: Size of an auxiliary classification head on the penultimate features (0: none);
+            the trainer uses it to make the discriminator predict the object shape of real scenes.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Discriminator(nn.Module):
         channel_base: int = 32768,
         channel_max: int = 512,
         mbstd_group_size: int = 4,
+        num_aux_classes: int = 0,
     ) -> None:
         super().__init__()
         log2 = int(math.log2(img_resolution))
@@ -60,6 +63,8 @@ class Discriminator(nn.Module):
         self.conv = Conv2dLayer(ch[4] + 1, ch[4], kernel_size=3, activation="lrelu")
         self.fc = FullyConnectedLayer(ch[4] * 16, ch[4], activation="lrelu")
         self.out = FullyConnectedLayer(ch[4], 1)
+        if num_aux_classes:
+            self.aux = FullyConnectedLayer(ch[4], num_aux_classes)
 
     def _minibatch_std(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape

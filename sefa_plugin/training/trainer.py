@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..data.shapes import ShapesDataset
+from ..data.shapes import FACTOR_NAMES, SHAPES, ShapesDataset
 from ..models.stylegan2 import StyleGAN2Generator
 from ..utils.images import save_grid
 from .discriminator import Discriminator
@@ -42,7 +42,15 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 #: Settings that may change when a run resumes (``Trainer(..., overrides=...)``); the others fix the
 #: architecture, the data or the lazy-regularisation schedule that the optimizer states were built for.
-RESUME_OVERRIDABLE = ("lr", "r1_gamma", "style_mixing_prob", "ema_kimg", "fm_weight")
+RESUME_OVERRIDABLE = (
+    "lr",
+    "r1_gamma",
+    "style_mixing_prob",
+    "ema_kimg",
+    "fm_weight",
+    "aux_shape_weight",
+    "shape_balance_weight",
+)
 
 
 @dataclass
@@ -66,6 +74,13 @@ class TrainingConfig:
         fm_weight: Weight of a feature-matching term in the generator loss (Salimans et al. 2016): the
             squared distance between the batch means of the discriminator's penultimate features on
             generated and on real images. It penalises a generator that drops modes of the data (0: off).
+        aux_shape_weight: Weight of an auxiliary loss that trains a classification head of the
+            discriminator to predict the object shape of *real* scenes (the procedural data comes with
+            its labels; the generator stays unconditional). Without it the discriminator's features
+            need not tell shapes apart, and the generator can drop shapes unpunished (0: off).
+        shape_balance_weight: Weight of a generator term that pulls the batch mean of the auxiliary
+            head's shape probabilities on generated images towards the shape frequencies of a real
+            batch; needs ``aux_shape_weight > 0`` (0: off).
         ema_kimg: Half-life of the generator EMA in thousands of images.
         ema_rampup: EMA half-life ramp-up as a fraction of images seen (None disables).
         dataset_seed: Seed of the scene dataset.
@@ -87,6 +102,8 @@ class TrainingConfig:
     pl_interval: int = 4
     style_mixing_prob: float = 0.9
     fm_weight: float = 0.0
+    aux_shape_weight: float = 0.0
+    shape_balance_weight: float = 0.0
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     dataset_seed: int = 0
@@ -216,12 +233,23 @@ class Trainer:
             history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
             config = replace(config, **changed, extra={**config.extra, "overrides": history})
             logger.info("Settings from iteration %d on: %s", at, changed)
+        if config.shape_balance_weight > 0 and config.aux_shape_weight <= 0:
+            raise ValueError(
+                "`shape_balance_weight` needs the discriminator's shape head: set `aux_shape_weight` > 0 too "
+                f"(got aux_shape_weight={config.aux_shape_weight})."
+            )
         self.config = config
         use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
         self.accelerator = Accelerator(cpu=use_cpu)
         torch.manual_seed(config.seed)
         self.G = build_generator(config)
-        self.D = Discriminator(config.resolution, channel_base=config.channel_base, channel_max=config.channel_max)
+        has_aux = config.aux_shape_weight > 0 or (state is not None and "aux.weight" in state["D"])
+        self.D = Discriminator(
+            config.resolution,
+            channel_base=config.channel_base,
+            channel_max=config.channel_max,
+            num_aux_classes=len(SHAPES) if has_aux else 0,
+        )
         if init_weights is not None:
             self.G.load_state_dict(init_weights)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -236,10 +264,15 @@ class Trainer:
         self.wall_seconds = 0.0  # training time summed over all resumed runs
         if state is not None:
             self.G.load_state_dict(state["G"])
-            self.D.load_state_dict(state["D"])
             self.G_ema.load_state_dict(state["G_ema"])
             opt_g.load_state_dict(state["opt_G"])
-            opt_d.load_state_dict(state["opt_D"])
+            missing, unexpected = self.D.load_state_dict(state["D"], strict=False)
+            if unexpected or any(not k.startswith("aux.") for k in missing):
+                raise RuntimeError(f"{ckpt_path}: discriminator weights do not match ({missing + unexpected})")
+            if missing:  # the shape head is new: its optimizer state starts fresh with the others'
+                logger.info("Adding the discriminator's shape head at iteration %d", state["iteration"])
+            else:
+                opt_d.load_state_dict(state["opt_D"])
             if "lr" in changed:  # the loaded optimizer states carry the old learning rate
                 for opt, interval in ((opt_g, g_interval), (opt_d, config.r1_interval)):
                     for group in opt.param_groups:
@@ -270,11 +303,14 @@ class Trainer:
         return torch.optim.Adam(module.parameters(), lr=self.config.lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
 
     # ------------------------------------------------------------------ one step
-    def _real_batch(self) -> torch.Tensor:
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of real scenes and their shape labels."""
         cfg = self.config
         idx = self.rng.integers(0, cfg.dataset_size, size=cfg.batch_size)
-        images = torch.stack([img for img, _ in self.dataset.__getitems__(idx.tolist())])
-        return images.to(self.accelerator.device)
+        items = self.dataset.__getitems__(idx.tolist())
+        images = torch.stack([img for img, _ in items])
+        shapes = torch.stack([f[FACTOR_NAMES.index("shape")] for _, f in items]).long()
+        return images.to(self.accelerator.device), shapes.to(self.accelerator.device)
 
     def _mapping_with_mixing(self, z: torch.Tensor) -> torch.Tensor:
         g = self.G
@@ -295,19 +331,27 @@ class Trainer:
         """One generator and one discriminator update (plus due regularisation); returns the losses."""
         cfg, acc = self.config, self.accelerator
         stats: dict[str, float] = {}
-        # Generator: non-saturating loss (plus feature matching when enabled).
+        # Generator: non-saturating loss (plus feature matching and shape balance when enabled).
         self.D.requires_grad_(False)
         self.G.requires_grad_(True)
         fake, _ = self._generate(cfg.batch_size)
         fake_features = self.D.features(fake)
         loss_g = F.softplus(-self.D.out(fake_features)).mean()
         stats["loss_G"] = float(loss_g.detach())
+        if cfg.fm_weight > 0 or cfg.shape_balance_weight > 0:
+            real, real_shapes = self._real_batch()
         if cfg.fm_weight > 0:
             with torch.no_grad():
-                real_mean = self.D.features(self._real_batch()).mean(dim=0)
+                real_mean = self.D.features(real).mean(dim=0)
             loss_fm = (fake_features.mean(dim=0) - real_mean).square().sum()
             stats["loss_FM"] = float(loss_fm.detach())
             loss_g = loss_g + cfg.fm_weight * loss_fm
+        if cfg.shape_balance_weight > 0:
+            fake_freq = self.D.aux(fake_features).softmax(dim=1).mean(dim=0)
+            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
+            loss_balance = (fake_freq - real_freq).square().sum()
+            stats["loss_balance"] = float(loss_balance.detach())
+            loss_g = loss_g + cfg.shape_balance_weight * loss_balance
         self.opt_g.zero_grad(set_to_none=True)
         acc.backward(loss_g)
         if cfg.pl_weight > 0 and self.iteration % cfg.pl_interval == 0:
@@ -326,11 +370,16 @@ class Trainer:
         self.D.requires_grad_(True)
         with torch.no_grad():
             fake, _ = self._generate(cfg.batch_size)
-        real = self._real_batch()
+        real, real_shapes = self._real_batch()
         do_r1 = cfg.r1_interval > 0 and self.iteration % cfg.r1_interval == 0
         real.requires_grad_(do_r1)
-        real_logits, fake_logits = self.D(real), self.D(fake)
+        real_features = self.D.features(real)
+        real_logits, fake_logits = self.D.out(real_features), self.D(fake)
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        if cfg.aux_shape_weight > 0:
+            loss_aux = F.cross_entropy(self.D.aux(real_features), real_shapes)
+            stats["loss_aux"] = float(loss_aux.detach())
+            loss_d = loss_d + cfg.aux_shape_weight * loss_aux
         if do_r1:
             (r1_grads,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
             r1 = r1_grads.square().sum(dim=[1, 2, 3]).mean()

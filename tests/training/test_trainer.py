@@ -160,7 +160,7 @@ def test_feature_matching_term(tmp_path, monkeypatch):
     t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
     real = torch.rand(4, 3, 16, 16) * 2 - 1
     fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
-    monkeypatch.setattr(t, "_real_batch", lambda: real.clone())
+    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), torch.tensor([0, 1, 2, 0])))
     monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
     with torch.no_grad():
         expected = (t.D.features(fake).mean(0) - t.D.features(real).mean(0)).square().sum()
@@ -173,3 +173,42 @@ def test_feature_matching_term(tmp_path, monkeypatch):
     resumed = Trainer(TrainingConfig(), run_dir=tmp_path / "plain", device="cpu", overrides={"fm_weight": 0.1})
     assert resumed.config.fm_weight == 0.1
     assert resumed.config.extra["overrides"] == [{"iteration": 1, "fm_weight": 0.1}]
+
+
+def test_shape_head_and_balance(tmp_path, monkeypatch):
+    """aux_shape_weight trains a shape head of D on real labels; shape_balance_weight pulls G's shape mix."""
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    with pytest.raises(ValueError, match=r"shape_balance_weight.*aux_shape_weight"):
+        Trainer(TrainingConfig(**{**TINY, "shape_balance_weight": 1.0}), run_dir=tmp_path / "bad", device="cpu")
+    cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "aux_shape_weight": 1.0, "shape_balance_weight": 2.0})
+    t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
+    assert t.D.aux.weight.shape[0] == 3
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    shapes = torch.tensor([0, 0, 1, 2])
+    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
+    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), shapes))
+    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    with torch.no_grad():
+        freq = t.D.aux(t.D.features(fake)).softmax(1).mean(0)
+        balance = (freq - torch.tensor([0.5, 0.25, 0.25])).square().sum()
+    stats = t.step()
+    assert stats["loss_balance"] == pytest.approx(float(balance), rel=1e-5)
+    with torch.no_grad():  # the D step used the head's loss before its update; recompute after one more step
+        before = F.cross_entropy(t.D.aux(t.D.features(real)), shapes)
+    for _ in range(20):
+        t.step()
+    with torch.no_grad():
+        after = F.cross_entropy(t.D.aux(t.D.features(real)), shapes)
+    assert after < before  # the head learns the real labels
+    # Real batches carry the shape column of the scene factors.
+    monkeypatch.undo()
+    images, labels = t._real_batch()
+    assert images.shape == (4, 3, 16, 16) and labels.dtype == torch.long and set(labels.tolist()) <= {0, 1, 2}
+    # A checkpoint without the head resumes with one added (fresh optimizer state for D) when it is switched on.
+    plain = Trainer(TrainingConfig(**TINY), run_dir=tmp_path / "plain", device="cpu")
+    plain.train(iterations=1, checkpoint_every=100)
+    resumed = Trainer(TrainingConfig(), run_dir=tmp_path / "plain", device="cpu", overrides={"aux_shape_weight": 0.5})
+    assert hasattr(resumed.D, "aux") and resumed.iteration == 1
+    assert "loss_aux" in resumed.step()
