@@ -39,6 +39,15 @@ class Discriminator(nn.Module):
         mbstd_group_size: Group size of the minibatch standard-deviation feature.
         num_aux_classes: Size of an auxiliary classification head on the penultimate features (0: none);
             the trainer uses it to make the discriminator predict the object shape of real scenes.
+
+    Example:
+
+    >>> import torch
+    >>> from sefa_plugin.training import Discriminator
+    >>> d = Discriminator(16, channel_base=128, channel_max=16, num_aux_classes=3)
+    >>> x = torch.randn(4, 3, 16, 16)
+    >>> d(x).shape, d.features(x).shape, d.aux(d.features(x)).shape
+    (torch.Size([4, 1]), torch.Size([4, 16]), torch.Size([4, 3]))
     """
 
     def __init__(

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..data.shapes import FACTOR_NAMES, SHAPES, ShapesDataset
+from ..data.shapes import SHAPES, render_scenes
 from ..models.stylegan2 import StyleGAN2Generator
 from ..utils.images import save_grid
 from .discriminator import Discriminator
@@ -295,7 +295,6 @@ class Trainer:
             rank = self.accelerator.process_index
             torch.manual_seed(config.seed * 1_000_003 + self.iteration * 7_919 + rank)
             self.rng = np.random.default_rng([config.seed, self.iteration, rank])
-        self.dataset = ShapesDataset(config.dataset_size, config.resolution, seed=config.dataset_seed)
         self.sample_z = torch.from_numpy(np.random.RandomState(123).randn(64, config.z_dim).astype(np.float32))
 
     def _adam(self, module: torch.nn.Module, interval: int | None) -> torch.optim.Optimizer:
@@ -307,10 +306,9 @@ class Trainer:
         """A batch of real scenes and their shape labels."""
         cfg = self.config
         idx = self.rng.integers(0, cfg.dataset_size, size=cfg.batch_size)
-        items = self.dataset.__getitems__(idx.tolist())
-        images = torch.stack([img for img, _ in items])
-        shapes = torch.stack([f[FACTOR_NAMES.index("shape")] for _, f in items]).long()
-        return images.to(self.accelerator.device), shapes.to(self.accelerator.device)
+        batch = render_scenes(idx.tolist(), seed=cfg.dataset_seed, resolution=cfg.resolution)
+        device = self.accelerator.device
+        return batch.images.to(device), batch.factor("shape").long().to(device)
 
     def _mapping_with_mixing(self, z: torch.Tensor) -> torch.Tensor:
         g = self.G
