@@ -127,3 +127,8 @@ def test_train_command(tmp_path, capsys):
     assert "--r1-gamma must be 'auto' or a number" in capsys.readouterr().err
     assert main([*resume, "--shape-balance-weight", "1"]) == 2  # needs the discriminator's shape head
     assert "aux_shape_weight" in capsys.readouterr().err
+    assert main([*resume, "--shape-confidence-weight", "1"]) == 2
+    assert "shape_confidence_weight" in capsys.readouterr().err
+    assert main([*resume[:4], "4", *resume[5:], "--aux-shape-weight", "1", "--shape-confidence-weight", "0.5"]) == 0
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state["iteration"] == 4 and state["config"]["shape_confidence_weight"] == 0.5

@@ -50,6 +50,7 @@ RESUME_OVERRIDABLE = (
     "fm_weight",
     "aux_shape_weight",
     "shape_balance_weight",
+    "shape_confidence_weight",
 )
 
 
@@ -81,6 +82,12 @@ class TrainingConfig:
         shape_balance_weight: Weight of a generator term that pulls the batch mean of the auxiliary
             head's shape probabilities on generated images towards the shape frequencies of a real
             batch; needs ``aux_shape_weight > 0`` (0: off).
+        shape_confidence_weight: Weight of a two-sided entropy game on the shape head, as in CatGAN
+            (Springenberg 2016): the discriminator is trained to be *uncertain* about the shape of generated
+            images (it maximises the entropy of the head's prediction on them) and the generator to make
+            each image *confidently* one shape (it minimises that entropy). A head trained on real labels
+            alone can be fooled by shapeless blobs; this term keeps it from calling them a shape. Needs
+            ``aux_shape_weight > 0`` (0: off).
         ema_kimg: Half-life of the generator EMA in thousands of images.
         ema_rampup: EMA half-life ramp-up as a fraction of images seen (None disables).
         dataset_seed: Seed of the scene dataset.
@@ -104,6 +111,7 @@ class TrainingConfig:
     fm_weight: float = 0.0
     aux_shape_weight: float = 0.0
     shape_balance_weight: float = 0.0
+    shape_confidence_weight: float = 0.0
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     dataset_seed: int = 0
@@ -159,6 +167,12 @@ def _load_init_generator(source: str | os.PathLike, cfg: TrainingConfig) -> tupl
 def _lazy_ratio(interval: int | None) -> float:
     """StyleGAN2's lr/beta scaling for a network regularised lazily every `interval` steps."""
     return 1.0 if interval is None else interval / (interval + 1)
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each row's softmax distribution."""
+    log_p = logits.log_softmax(dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1)
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -233,11 +247,12 @@ class Trainer:
             history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
             config = replace(config, **changed, extra={**config.extra, "overrides": history})
             logger.info("Settings from iteration %d on: %s", at, changed)
-        if config.shape_balance_weight > 0 and config.aux_shape_weight <= 0:
-            raise ValueError(
-                "`shape_balance_weight` needs the discriminator's shape head: set `aux_shape_weight` > 0 too "
-                f"(got aux_shape_weight={config.aux_shape_weight})."
-            )
+        for key in ("shape_balance_weight", "shape_confidence_weight"):
+            if getattr(config, key) > 0 and config.aux_shape_weight <= 0:
+                raise ValueError(
+                    f"`{key}` needs the discriminator's shape head: set `aux_shape_weight` > 0 too "
+                    f"(got aux_shape_weight={config.aux_shape_weight})."
+                )
         self.config = config
         use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
         self.accelerator = Accelerator(cpu=use_cpu)
@@ -350,6 +365,10 @@ class Trainer:
             loss_balance = (fake_freq - real_freq).square().sum()
             stats["loss_balance"] = float(loss_balance.detach())
             loss_g = loss_g + cfg.shape_balance_weight * loss_balance
+        if cfg.shape_confidence_weight > 0:
+            loss_entropy = _entropy(self.D.aux(fake_features)).mean()
+            stats["loss_entropy_G"] = float(loss_entropy.detach())
+            loss_g = loss_g + cfg.shape_confidence_weight * loss_entropy
         self.opt_g.zero_grad(set_to_none=True)
         acc.backward(loss_g)
         if cfg.pl_weight > 0 and self.iteration % cfg.pl_interval == 0:
@@ -371,9 +390,13 @@ class Trainer:
         real, real_shapes = self._real_batch()
         do_r1 = cfg.r1_interval > 0 and self.iteration % cfg.r1_interval == 0
         real.requires_grad_(do_r1)
-        real_features = self.D.features(real)
-        real_logits, fake_logits = self.D.out(real_features), self.D(fake)
+        real_features, fake_features = self.D.features(real), self.D.features(fake)
+        real_logits, fake_logits = self.D.out(real_features), self.D.out(fake_features)
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        if cfg.shape_confidence_weight > 0:  # D: be unsure about the shape of generated images
+            loss_entropy_d = _entropy(self.D.aux(fake_features)).mean()
+            stats["loss_entropy_D"] = float(loss_entropy_d.detach())
+            loss_d = loss_d - cfg.shape_confidence_weight * loss_entropy_d
         if cfg.aux_shape_weight > 0:
             loss_aux = F.cross_entropy(self.D.aux(real_features), real_shapes)
             stats["loss_aux"] = float(loss_aux.detach())

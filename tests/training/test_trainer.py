@@ -212,3 +212,29 @@ def test_shape_head_and_balance(tmp_path, monkeypatch):
     resumed = Trainer(TrainingConfig(), run_dir=tmp_path / "plain", device="cpu", overrides={"aux_shape_weight": 0.5})
     assert hasattr(resumed.D, "aux") and resumed.iteration == 1
     assert "loss_aux" in resumed.step()
+
+
+def test_shape_confidence_game(tmp_path, monkeypatch):
+    """shape_confidence_weight: G minimises the head's entropy on its samples, D maximises it (CatGAN)."""
+    torch.set_num_threads(1)
+    with pytest.raises(ValueError, match=r"shape_confidence_weight.*aux_shape_weight"):
+        Trainer(TrainingConfig(**{**TINY, "shape_confidence_weight": 1.0}), run_dir=tmp_path / "bad", device="cpu")
+    cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "aux_shape_weight": 1.0, "shape_confidence_weight": 1.0})
+    t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
+    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), torch.tensor([0, 1, 2, 0])))
+    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+
+    def fake_entropy() -> float:
+        with torch.no_grad():
+            p = t.D.aux(t.D.features(fake)).softmax(1)
+            return float(-(p * p.log()).sum(1).mean())
+
+    before = fake_entropy()
+    stats = t.step()
+    assert stats["loss_entropy_G"] == pytest.approx(before, rel=1e-5)
+    assert 0 < stats["loss_entropy_D"] <= math.log(3) + 1e-6
+    for _ in range(20):  # the images stay fixed, so only D moves: it learns to be unsure about them
+        t.step()
+    assert fake_entropy() > before
