@@ -246,7 +246,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     overrides = {"lr": args.lr} if args.lr is not None else {}
-    for key in ("fm_weight", "aux_shape_weight", "shape_balance_weight", "shape_confidence_weight"):
+    for key in (
+        "fm_weight",
+        "aux_shape_weight",
+        "shape_balance_weight",
+        "shape_confidence_weight",
+        "shape_assign_weight",
+    ):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.r1_gamma is not None:
@@ -636,6 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="weight of the CatGAN entropy game on the shape head: D unsure on samples, G confident "
+        "(needs --aux-shape-weight; default 0: off)",
+    )
+    p.add_argument(
+        "--shape-assign-weight",
+        type=float,
+        default=None,
+        help="weight of the generator's cross-entropy to balanced per-sample shape targets "
         "(needs --aux-shape-weight; default 0: off)",
     )
     p.add_argument("--seed", type=int, default=0)

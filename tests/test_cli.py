@@ -129,6 +129,22 @@ def test_train_command(tmp_path, capsys):
     assert "aux_shape_weight" in capsys.readouterr().err
     assert main([*resume, "--shape-confidence-weight", "1"]) == 2
     assert "shape_confidence_weight" in capsys.readouterr().err
-    assert main([*resume[:4], "4", *resume[5:], "--aux-shape-weight", "1", "--shape-confidence-weight", "0.5"]) == 0
+    assert (
+        main(
+            [
+                *resume[:4],
+                "4",
+                *resume[5:],
+                "--aux-shape-weight",
+                "1",
+                "--shape-confidence-weight",
+                "0.5",
+                "--shape-assign-weight",
+                "2",
+            ]
+        )
+        == 0
+    )
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["iteration"] == 4 and state["config"]["shape_confidence_weight"] == 0.5
+    assert state["config"]["shape_assign_weight"] == 2.0

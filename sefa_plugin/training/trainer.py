@@ -51,6 +51,7 @@ RESUME_OVERRIDABLE = (
     "aux_shape_weight",
     "shape_balance_weight",
     "shape_confidence_weight",
+    "shape_assign_weight",
 )
 
 
@@ -88,6 +89,12 @@ class TrainingConfig:
             each image *confidently* one shape (it minimises that entropy). A head trained on real labels
             alone can be fooled by shapeless blobs; this term keeps it from calling them a shape. Needs
             ``aux_shape_weight > 0`` (0: off).
+        shape_assign_weight: Weight of a generator term that assigns each generated image of a batch a
+            target shape, so that the targets come in the real batch's proportions and each image gets
+            the shape the head finds most likely for it (balanced Sinkhorn-Knopp assignment, as in
+            SwAV), then applies cross-entropy to those targets. Unlike ``shape_balance_weight``, which
+            a head that is unsure about every sample satisfies, it asks each sample to be a clear shape
+            *and* the batch to be balanced. Needs ``aux_shape_weight > 0`` (0: off).
         ema_kimg: Half-life of the generator EMA in thousands of images.
         ema_rampup: EMA half-life ramp-up as a fraction of images seen (None disables).
         dataset_seed: Seed of the scene dataset.
@@ -112,6 +119,7 @@ class TrainingConfig:
     aux_shape_weight: float = 0.0
     shape_balance_weight: float = 0.0
     shape_confidence_weight: float = 0.0
+    shape_assign_weight: float = 0.0
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     dataset_seed: int = 0
@@ -173,6 +181,42 @@ def _entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy (nats) of each row's softmax distribution."""
     log_p = logits.log_softmax(dim=1)
     return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def balanced_assignment(
+    logits: torch.Tensor, class_freq: torch.Tensor, epsilon: float = 0.25, iterations: int = 50
+) -> torch.Tensor:
+    """Soft targets for a batch: each row favours its most likely class, the columns sum to `class_freq`.
+
+    Sinkhorn-Knopp on ``exp(log_softmax(logits) / epsilon)`` (as SwAV's equipartition): alternately
+    rescale the columns to the wanted class mass and the rows to one sample's mass. Returns rows that
+    sum to 1. A class with zero frequency gets no mass.
+
+    Args:
+        logits: Classifier logits of one batch, ``[batch, classes]``.
+        class_freq: Wanted share of each class in the batch, ``[classes]``, summing to 1.
+        epsilon: Temperature on the log-probabilities; smaller gives harder targets but needs more iterations.
+        iterations: Sinkhorn-Knopp rounds.
+
+    Example:
+
+    >>> import torch
+    >>> logits = torch.tensor([[4.0, 0.0], [3.0, 0.0], [2.0, 0.0], [1.0, 0.0]])  # all lean to class 0
+    >>> balanced_assignment(logits, torch.tensor([0.5, 0.5])).argmax(dim=1).tolist()
+    [0, 0, 1, 1]
+    """
+    if logits.ndim != 2 or class_freq.shape != logits.shape[1:]:
+        raise ValueError(
+            f"logits must be [batch, classes] and class_freq [classes], got {tuple(logits.shape)} "
+            f"and {tuple(class_freq.shape)}"
+        )
+    log_q = logits.log_softmax(dim=1) / epsilon
+    q = (log_q - log_q.max()).exp()
+    col = class_freq.to(q) * logits.shape[0]
+    for _ in range(iterations):
+        q = q * (col / q.sum(dim=0).clamp_min(1e-30))
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    return q
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
@@ -247,7 +291,7 @@ class Trainer:
             history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
             config = replace(config, **changed, extra={**config.extra, "overrides": history})
             logger.info("Settings from iteration %d on: %s", at, changed)
-        for key in ("shape_balance_weight", "shape_confidence_weight"):
+        for key in ("shape_balance_weight", "shape_confidence_weight", "shape_assign_weight"):
             if getattr(config, key) > 0 and config.aux_shape_weight <= 0:
                 raise ValueError(
                     f"`{key}` needs the discriminator's shape head: set `aux_shape_weight` > 0 too "
@@ -351,7 +395,7 @@ class Trainer:
         fake_features = self.D.features(fake)
         loss_g = F.softplus(-self.D.out(fake_features)).mean()
         stats["loss_G"] = float(loss_g.detach())
-        if cfg.fm_weight > 0 or cfg.shape_balance_weight > 0:
+        if cfg.fm_weight > 0 or cfg.shape_balance_weight > 0 or cfg.shape_assign_weight > 0:
             real, real_shapes = self._real_batch()
         if cfg.fm_weight > 0:
             with torch.no_grad():
@@ -369,6 +413,13 @@ class Trainer:
             loss_entropy = _entropy(self.D.aux(fake_features)).mean()
             stats["loss_entropy_G"] = float(loss_entropy.detach())
             loss_g = loss_g + cfg.shape_confidence_weight * loss_entropy
+        if cfg.shape_assign_weight > 0:
+            logits = self.D.aux(fake_features)
+            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
+            targets = balanced_assignment(logits.detach(), real_freq)
+            loss_assign = -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+            stats["loss_assign"] = float(loss_assign.detach())
+            loss_g = loss_g + cfg.shape_assign_weight * loss_assign
         self.opt_g.zero_grad(set_to_none=True)
         acc.backward(loss_g)
         if cfg.pl_weight > 0 and self.iteration % cfg.pl_interval == 0:

@@ -238,3 +238,37 @@ def test_shape_confidence_game(tmp_path, monkeypatch):
     for _ in range(20):  # the images stay fixed, so only D moves: it learns to be unsure about them
         t.step()
     assert fake_entropy() > before
+
+
+def test_balanced_assignment_and_the_assign_term(tmp_path, monkeypatch):
+    """shape_assign_weight: cross-entropy to balanced per-sample targets (Sinkhorn-Knopp on the head's logits)."""
+    from sefa_plugin.training.trainer import balanced_assignment
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(30, 3, generator=gen) * 2
+    logits[:, 0] += 3  # the head leans to class 0 for most samples
+    q = balanced_assignment(logits, torch.tensor([0.2, 0.4, 0.4]))
+    assert torch.allclose(q.sum(1), torch.ones(30), atol=1e-5)
+    assert torch.allclose(q.sum(0), torch.tensor([6.0, 12.0, 12.0]), atol=0.1)
+    assert q.max(1).values.mean() > 0.8  # targets are mostly hard
+    # The samples that keep class 0 are those the head finds most class-0-like.
+    margin = logits.log_softmax(1)[:, 0]
+    kept = q.argmax(1) == 0
+    assert margin[kept].min() > margin[~kept].median()
+    with pytest.raises(ValueError, match="class_freq"):
+        balanced_assignment(logits, torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match=r"shape_assign_weight.*aux_shape_weight"):
+        Trainer(TrainingConfig(**{**TINY, "shape_assign_weight": 1.0}), run_dir=tmp_path / "bad", device="cpu")
+    cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "aux_shape_weight": 1.0, "shape_assign_weight": 1.0})
+    t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    shapes = torch.tensor([0, 1, 2, 2])
+    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
+    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), shapes))
+    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    with torch.no_grad():
+        head = t.D.aux(t.D.features(fake))
+        targets = balanced_assignment(head, torch.tensor([0.25, 0.25, 0.5]))
+        expected = -(targets * head.log_softmax(1)).sum(1).mean()
+    assert t.step()["loss_assign"] == pytest.approx(float(expected), rel=1e-5)
