@@ -233,6 +233,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer, TrainingConfig
+    from .training.trainer import RESUME_OVERRIDABLE
 
     cfg = TrainingConfig(
         resolution=args.resolution,
@@ -245,16 +246,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         pl_weight=args.pl_weight,
         seed=args.seed,
     )
-    overrides = {"lr": args.lr} if args.lr is not None else {}
-    for key in (
-        "fm_weight",
-        "aux_shape_weight",
-        "shape_balance_weight",
-        "shape_confidence_weight",
-        "shape_assign_weight",
-    ):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
+    # Float settings that a resumed run may change: every one with a flag of its own (r1_gamma is parsed below).
+    overrides = {
+        key: getattr(args, key)
+        for key in RESUME_OVERRIDABLE
+        if key != "r1_gamma" and getattr(args, key, None) is not None
+    }
     if args.r1_gamma is not None:
         try:
             overrides["r1_gamma"] = None if args.r1_gamma == "auto" else float(args.r1_gamma)

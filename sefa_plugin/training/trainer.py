@@ -54,6 +54,10 @@ RESUME_OVERRIDABLE = (
     "shape_assign_weight",
 )
 
+#: Optional loss terms (0: off) and, of those, the generator terms built on the discriminator's shape head.
+_SHAPE_HEAD_TERMS = ("shape_balance_weight", "shape_confidence_weight", "shape_assign_weight")
+_LOSS_WEIGHTS = ("fm_weight", "aux_shape_weight", *_SHAPE_HEAD_TERMS)
+
 
 @dataclass
 class TrainingConfig:
@@ -269,10 +273,6 @@ class Trainer:
             overrides.pop("lr", None)
 
         self.run_dir = Path(run_dir)
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OSError(f"`run_dir` {str(run_dir)!r} cannot be created: {err}") from err
         ckpt_path = self.run_dir / CHECKPOINT_NAME
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.exists() else None
         if state is not None:
@@ -291,12 +291,20 @@ class Trainer:
             history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
             config = replace(config, **changed, extra={**config.extra, "overrides": history})
             logger.info("Settings from iteration %d on: %s", at, changed)
-        for key in ("shape_balance_weight", "shape_confidence_weight", "shape_assign_weight"):
+        for key in _LOSS_WEIGHTS:
+            value = getattr(config, key)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"`{key}` must be a finite number ≥ 0 (0: off), got {value!r}.")
+        for key in _SHAPE_HEAD_TERMS:
             if getattr(config, key) > 0 and config.aux_shape_weight <= 0:
                 raise ValueError(
                     f"`{key}` needs the discriminator's shape head: set `aux_shape_weight` > 0 too "
                     f"(got aux_shape_weight={config.aux_shape_weight})."
                 )
+        try:  # only once the settings are known to be valid, so a bad one leaves nothing behind
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"`run_dir` {str(run_dir)!r} cannot be created: {err}") from err
         self.config = config
         use_cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
         self.accelerator = Accelerator(cpu=use_cpu)
@@ -395,7 +403,8 @@ class Trainer:
         fake_features = self.D.features(fake)
         loss_g = F.softplus(-self.D.out(fake_features)).mean()
         stats["loss_G"] = float(loss_g.detach())
-        if cfg.fm_weight > 0 or cfg.shape_balance_weight > 0 or cfg.shape_assign_weight > 0:
+        shape_terms = any(getattr(cfg, key) > 0 for key in _SHAPE_HEAD_TERMS)
+        if cfg.fm_weight > 0 or shape_terms:
             real, real_shapes = self._real_batch()
         if cfg.fm_weight > 0:
             with torch.no_grad():
@@ -403,21 +412,21 @@ class Trainer:
             loss_fm = (fake_features.mean(dim=0) - real_mean).square().sum()
             stats["loss_FM"] = float(loss_fm.detach())
             loss_g = loss_g + cfg.fm_weight * loss_fm
-        if cfg.shape_balance_weight > 0:
-            fake_freq = self.D.aux(fake_features).softmax(dim=1).mean(dim=0)
+        if shape_terms:
+            shape_logits = self.D.aux(fake_features)
             real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
+        if cfg.shape_balance_weight > 0:
+            fake_freq = shape_logits.softmax(dim=1).mean(dim=0)
             loss_balance = (fake_freq - real_freq).square().sum()
             stats["loss_balance"] = float(loss_balance.detach())
             loss_g = loss_g + cfg.shape_balance_weight * loss_balance
         if cfg.shape_confidence_weight > 0:
-            loss_entropy = _entropy(self.D.aux(fake_features)).mean()
+            loss_entropy = _entropy(shape_logits).mean()
             stats["loss_entropy_G"] = float(loss_entropy.detach())
             loss_g = loss_g + cfg.shape_confidence_weight * loss_entropy
         if cfg.shape_assign_weight > 0:
-            logits = self.D.aux(fake_features)
-            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
-            targets = balanced_assignment(logits.detach(), real_freq)
-            loss_assign = -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+            targets = balanced_assignment(shape_logits.detach(), real_freq)
+            loss_assign = -(targets * shape_logits.log_softmax(dim=1)).sum(dim=1).mean()
             stats["loss_assign"] = float(loss_assign.detach())
             loss_g = loss_g + cfg.shape_assign_weight * loss_assign
         self.opt_g.zero_grad(set_to_none=True)

@@ -150,6 +150,16 @@ def test_resume_with_overrides(tmp_path):
         Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"lr": -1.0})
 
 
+def _fixed_batches(t: Trainer, monkeypatch, shapes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Make `t` train on one fixed real batch (with these shape labels) and one fixed leaf of "generated" images."""
+    real = torch.rand(len(shapes), 3, 16, 16) * 2 - 1
+    fake = (torch.rand(len(shapes), 3, 16, 16) * 2 - 1).requires_grad_()
+    labels = torch.tensor(shapes)
+    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), labels))
+    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    return real, fake
+
+
 def test_feature_matching_term(tmp_path, monkeypatch):
     """fm_weight adds ‖mean D-features(fake) − mean D-features(real)‖² to the generator loss."""
     torch.set_num_threads(1)
@@ -158,10 +168,7 @@ def test_feature_matching_term(tmp_path, monkeypatch):
     assert torch.equal(d(x), d.out(d.features(x)))
     cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "fm_weight": 0.5})
     t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
-    real = torch.rand(4, 3, 16, 16) * 2 - 1
-    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
-    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), torch.tensor([0, 1, 2, 0])))
-    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    real, fake = _fixed_batches(t, monkeypatch, [0, 1, 2, 0])
     with torch.no_grad():
         expected = (t.D.features(fake).mean(0) - t.D.features(real).mean(0)).square().sum()
     stats = t.step()
@@ -185,11 +192,8 @@ def test_shape_head_and_balance(tmp_path, monkeypatch):
     cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "aux_shape_weight": 1.0, "shape_balance_weight": 2.0})
     t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
     assert t.D.aux.weight.shape[0] == 3
-    real = torch.rand(4, 3, 16, 16) * 2 - 1
     shapes = torch.tensor([0, 0, 1, 2])
-    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
-    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), shapes))
-    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    real, fake = _fixed_batches(t, monkeypatch, shapes.tolist())
     with torch.no_grad():
         freq = t.D.aux(t.D.features(fake)).softmax(1).mean(0)
         balance = (freq - torch.tensor([0.5, 0.25, 0.25])).square().sum()
@@ -221,10 +225,7 @@ def test_shape_confidence_game(tmp_path, monkeypatch):
         Trainer(TrainingConfig(**{**TINY, "shape_confidence_weight": 1.0}), run_dir=tmp_path / "bad", device="cpu")
     cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "aux_shape_weight": 1.0, "shape_confidence_weight": 1.0})
     t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
-    real = torch.rand(4, 3, 16, 16) * 2 - 1
-    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
-    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), torch.tensor([0, 1, 2, 0])))
-    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    _, fake = _fixed_batches(t, monkeypatch, [0, 1, 2, 0])
 
     def fake_entropy() -> float:
         with torch.no_grad():
@@ -260,13 +261,12 @@ def test_balanced_assignment_and_the_assign_term(tmp_path, monkeypatch):
         balanced_assignment(logits, torch.tensor([0.5, 0.5]))
     with pytest.raises(ValueError, match=r"shape_assign_weight.*aux_shape_weight"):
         Trainer(TrainingConfig(**{**TINY, "shape_assign_weight": 1.0}), run_dir=tmp_path / "bad", device="cpu")
+    with pytest.raises(ValueError, match=r"`shape_assign_weight` must be a finite number ≥ 0"):
+        Trainer(TrainingConfig(**{**TINY, "shape_assign_weight": -1.0}), run_dir=tmp_path / "neg", device="cpu")
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "neg").exists()  # a bad setting leaves no run folder
     cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "aux_shape_weight": 1.0, "shape_assign_weight": 1.0})
     t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
-    real = torch.rand(4, 3, 16, 16) * 2 - 1
-    shapes = torch.tensor([0, 1, 2, 2])
-    fake = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_()
-    monkeypatch.setattr(t, "_real_batch", lambda: (real.clone(), shapes))
-    monkeypatch.setattr(t, "_generate", lambda n: (fake, None))
+    _, fake = _fixed_batches(t, monkeypatch, [0, 1, 2, 2])
     with torch.no_grad():
         head = t.D.aux(t.D.features(fake))
         targets = balanced_assignment(head, torch.tensor([0.25, 0.25, 0.5]))
