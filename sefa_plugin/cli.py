@@ -648,6 +648,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the generator's cross-entropy to balanced per-sample shape targets "
         "(needs --aux-shape-weight; default 0: off)",
     )
+    p.add_argument(
+        "--shape-projection-weight",
+        type=float,
+        default=None,
+        help="weight of the shape head's logit in D's real/fake logit (projection discriminator; real "
+        "labels, balanced assignments for samples; needs --aux-shape-weight; default 0: off)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=int, default=250)

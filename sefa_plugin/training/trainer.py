@@ -52,10 +52,16 @@ RESUME_OVERRIDABLE = (
     "shape_balance_weight",
     "shape_confidence_weight",
     "shape_assign_weight",
+    "shape_projection_weight",
 )
 
 #: Optional loss terms (0: off) and, of those, the generator terms built on the discriminator's shape head.
-_SHAPE_HEAD_TERMS = ("shape_balance_weight", "shape_confidence_weight", "shape_assign_weight")
+_SHAPE_HEAD_TERMS = (
+    "shape_balance_weight",
+    "shape_confidence_weight",
+    "shape_assign_weight",
+    "shape_projection_weight",
+)
 _LOSS_WEIGHTS = ("fm_weight", "aux_shape_weight", *_SHAPE_HEAD_TERMS)
 
 
@@ -99,6 +105,13 @@ class TrainingConfig:
             SwAV), then applies cross-entropy to those targets. Unlike ``shape_balance_weight``, which
             a head that is unsure about every sample satisfies, it asks each sample to be a clear shape
             *and* the batch to be balanced. Needs ``aux_shape_weight > 0`` (0: off).
+        shape_projection_weight: Makes the real/fake logit class-conditional, as in the projection
+            discriminator (Miyato & Koyama 2018), with the shape head's weights as the class embeddings:
+            the discriminator's logit for an image becomes ``out(f) + weight · aux(f)[y]``, where ``y`` is
+            the label of a real scene and, for a generated image, the shape of its balanced assignment
+            (as in ``shape_assign_weight``). The discriminator then judges "is this a real square",
+            not only "is this a real scene", so a sample halfway between two shapes is penalised under
+            either label. Needs ``aux_shape_weight > 0`` (0: off).
         ema_kimg: Half-life of the generator EMA in thousands of images.
         ema_rampup: EMA half-life ramp-up as a fraction of images seen (None disables).
         dataset_seed: Seed of the scene dataset.
@@ -124,6 +137,7 @@ class TrainingConfig:
     shape_balance_weight: float = 0.0
     shape_confidence_weight: float = 0.0
     shape_assign_weight: float = 0.0
+    shape_projection_weight: float = 0.0
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     dataset_seed: int = 0
@@ -392,6 +406,15 @@ class Trainer:
         ws = self._mapping_with_mixing(z)
         return g.synthesis(ws, noise_mode="random"), ws
 
+    @staticmethod
+    def _assigned_shapes(shape_logits: torch.Tensor, real_freq: torch.Tensor) -> torch.Tensor:
+        """The shape each generated image is judged as: its balanced assignment (hard labels ``[N]``)."""
+        return balanced_assignment(shape_logits.detach(), real_freq).argmax(dim=1)
+
+    def _project(self, logits: torch.Tensor, shape_logits: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
+        """Projection-discriminator logits ``[N, 1]``: add the shape head's logit of each image's shape."""
+        return logits + self.config.shape_projection_weight * shape_logits.gather(1, shapes[:, None])
+
     def step(self) -> dict[str, float]:
         """One generator and one discriminator update (plus due regularisation); returns the losses."""
         cfg, acc = self.config, self.accelerator
@@ -401,20 +424,23 @@ class Trainer:
         self.G.requires_grad_(True)
         fake, _ = self._generate(cfg.batch_size)
         fake_features = self.D.features(fake)
-        loss_g = F.softplus(-self.D.out(fake_features)).mean()
-        stats["loss_G"] = float(loss_g.detach())
+        fake_logits = self.D.out(fake_features)
         shape_terms = any(getattr(cfg, key) > 0 for key in _SHAPE_HEAD_TERMS)
         if cfg.fm_weight > 0 or shape_terms:
             real, real_shapes = self._real_batch()
+        if shape_terms:
+            shape_logits = self.D.aux(fake_features)
+            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
+        if cfg.shape_projection_weight > 0:
+            fake_logits = self._project(fake_logits, shape_logits, self._assigned_shapes(shape_logits, real_freq))
+        loss_g = F.softplus(-fake_logits).mean()
+        stats["loss_G"] = float(loss_g.detach())
         if cfg.fm_weight > 0:
             with torch.no_grad():
                 real_mean = self.D.features(real).mean(dim=0)
             loss_fm = (fake_features.mean(dim=0) - real_mean).square().sum()
             stats["loss_FM"] = float(loss_fm.detach())
             loss_g = loss_g + cfg.fm_weight * loss_fm
-        if shape_terms:
-            shape_logits = self.D.aux(fake_features)
-            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
         if cfg.shape_balance_weight > 0:
             fake_freq = shape_logits.softmax(dim=1).mean(dim=0)
             loss_balance = (fake_freq - real_freq).square().sum()
@@ -452,6 +478,12 @@ class Trainer:
         real.requires_grad_(do_r1)
         real_features, fake_features = self.D.features(real), self.D.features(fake)
         real_logits, fake_logits = self.D.out(real_features), self.D.out(fake_features)
+        if cfg.shape_projection_weight > 0:
+            fake_shape_logits = self.D.aux(fake_features)
+            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
+            real_logits = self._project(real_logits, self.D.aux(real_features), real_shapes)
+            fake_assigned = self._assigned_shapes(fake_shape_logits, real_freq)
+            fake_logits = self._project(fake_logits, fake_shape_logits, fake_assigned)
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         if cfg.shape_confidence_weight > 0:  # D: be unsure about the shape of generated images
             loss_entropy_d = _entropy(self.D.aux(fake_features)).mean()

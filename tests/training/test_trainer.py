@@ -272,3 +272,38 @@ def test_balanced_assignment_and_the_assign_term(tmp_path, monkeypatch):
         targets = balanced_assignment(head, torch.tensor([0.25, 0.25, 0.5]))
         expected = -(targets * head.log_softmax(1)).sum(1).mean()
     assert t.step()["loss_assign"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_shape_projection_term(tmp_path, monkeypatch):
+    """shape_projection_weight adds the head's logit of each image's shape to D's real/fake logit."""
+    import torch.nn.functional as F
+
+    from sefa_plugin.training.trainer import balanced_assignment
+
+    torch.set_num_threads(1)
+    with pytest.raises(ValueError, match=r"shape_projection_weight.*aux_shape_weight"):
+        Trainer(TrainingConfig(**{**TINY, "shape_projection_weight": 1.0}), run_dir=tmp_path / "bad", device="cpu")
+    cfg = TrainingConfig(**{**TINY, "pl_weight": 0.0, "aux_shape_weight": 1.0, "shape_projection_weight": 0.5})
+    t = Trainer(cfg, run_dir=tmp_path / "run", device="cpu")
+    real, fake = _fixed_batches(t, monkeypatch, [0, 1, 2, 2])
+    freq = torch.tensor([0.25, 0.25, 0.5])
+    with torch.no_grad():
+        f = t.D.features(fake)
+        head = t.D.aux(f)
+        assigned = balanced_assignment(head, freq).argmax(1)
+        plain = F.softplus(-t.D.out(f)).mean()
+        expected = F.softplus(-(t.D.out(f) + 0.5 * head[torch.arange(4), assigned][:, None])).mean()
+    assert not torch.isclose(plain, expected)  # the term changes the generator's loss
+    assert t.step()["loss_G"] == pytest.approx(float(expected), rel=1e-5)
+
+    def projected_gap() -> float:  # mean projected logit of the real batch minus that of the fixed samples
+        with torch.no_grad():
+            rf, ff = t.D.features(real), t.D.features(fake)
+            real_proj = t._project(t.D.out(rf), t.D.aux(rf), torch.tensor([0, 1, 2, 2]))
+            fake_proj = t._project(t.D.out(ff), t.D.aux(ff), t._assigned_shapes(t.D.aux(ff), freq))
+        return float((real_proj - fake_proj).mean())
+
+    before = projected_gap()
+    for _ in range(15):  # the images stay fixed, so only D moves: it learns to tell them apart
+        t.step()
+    assert projected_gap() > before
