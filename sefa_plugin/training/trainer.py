@@ -201,6 +201,11 @@ def _entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(dim=1)
 
 
+def _shape_frequencies(labels: torch.Tensor) -> torch.Tensor:
+    """Share of each shape class among a batch's labels ``[N]`` (a ``[len(SHAPES)]`` vector)."""
+    return F.one_hot(labels, len(SHAPES)).float().mean(dim=0)
+
+
 def balanced_assignment(
     logits: torch.Tensor, class_freq: torch.Tensor, epsilon: float = 0.25, iterations: int = 50
 ) -> torch.Tensor:
@@ -406,11 +411,6 @@ class Trainer:
         ws = self._mapping_with_mixing(z)
         return g.synthesis(ws, noise_mode="random"), ws
 
-    @staticmethod
-    def _assigned_shapes(shape_logits: torch.Tensor, real_freq: torch.Tensor) -> torch.Tensor:
-        """The shape each generated image is judged as: its balanced assignment (hard labels ``[N]``)."""
-        return balanced_assignment(shape_logits.detach(), real_freq).argmax(dim=1)
-
     def _project(self, logits: torch.Tensor, shape_logits: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
         """Projection-discriminator logits ``[N, 1]``: add the shape head's logit of each image's shape."""
         return logits + self.config.shape_projection_weight * shape_logits.gather(1, shapes[:, None])
@@ -430,9 +430,11 @@ class Trainer:
             real, real_shapes = self._real_batch()
         if shape_terms:
             shape_logits = self.D.aux(fake_features)
-            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
+            real_freq = _shape_frequencies(real_shapes)
+        if cfg.shape_assign_weight > 0 or cfg.shape_projection_weight > 0:
+            targets = balanced_assignment(shape_logits.detach(), real_freq)
         if cfg.shape_projection_weight > 0:
-            fake_logits = self._project(fake_logits, shape_logits, self._assigned_shapes(shape_logits, real_freq))
+            fake_logits = self._project(fake_logits, shape_logits, targets.argmax(dim=1))
         loss_g = F.softplus(-fake_logits).mean()
         stats["loss_G"] = float(loss_g.detach())
         if cfg.fm_weight > 0:
@@ -451,7 +453,6 @@ class Trainer:
             stats["loss_entropy_G"] = float(loss_entropy.detach())
             loss_g = loss_g + cfg.shape_confidence_weight * loss_entropy
         if cfg.shape_assign_weight > 0:
-            targets = balanced_assignment(shape_logits.detach(), real_freq)
             loss_assign = -(targets * shape_logits.log_softmax(dim=1)).sum(dim=1).mean()
             stats["loss_assign"] = float(loss_assign.detach())
             loss_g = loss_g + cfg.shape_assign_weight * loss_assign
@@ -478,19 +479,21 @@ class Trainer:
         real.requires_grad_(do_r1)
         real_features, fake_features = self.D.features(real), self.D.features(fake)
         real_logits, fake_logits = self.D.out(real_features), self.D.out(fake_features)
-        if cfg.shape_projection_weight > 0:
+        if cfg.aux_shape_weight > 0:
+            real_shape_logits = self.D.aux(real_features)
+        if cfg.shape_confidence_weight > 0 or cfg.shape_projection_weight > 0:
             fake_shape_logits = self.D.aux(fake_features)
-            real_freq = F.one_hot(real_shapes, len(SHAPES)).float().mean(dim=0)
-            real_logits = self._project(real_logits, self.D.aux(real_features), real_shapes)
-            fake_assigned = self._assigned_shapes(fake_shape_logits, real_freq)
-            fake_logits = self._project(fake_logits, fake_shape_logits, fake_assigned)
+        if cfg.shape_projection_weight > 0:
+            real_logits = self._project(real_logits, real_shape_logits, real_shapes)
+            fake_assigned = balanced_assignment(fake_shape_logits.detach(), _shape_frequencies(real_shapes))
+            fake_logits = self._project(fake_logits, fake_shape_logits, fake_assigned.argmax(dim=1))
         loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         if cfg.shape_confidence_weight > 0:  # D: be unsure about the shape of generated images
-            loss_entropy_d = _entropy(self.D.aux(fake_features)).mean()
+            loss_entropy_d = _entropy(fake_shape_logits).mean()
             stats["loss_entropy_D"] = float(loss_entropy_d.detach())
             loss_d = loss_d - cfg.shape_confidence_weight * loss_entropy_d
         if cfg.aux_shape_weight > 0:
-            loss_aux = F.cross_entropy(self.D.aux(real_features), real_shapes)
+            loss_aux = F.cross_entropy(real_shape_logits, real_shapes)
             stats["loss_aux"] = float(loss_aux.detach())
             loss_d = loss_d + cfg.aux_shape_weight * loss_aux
         if do_r1:

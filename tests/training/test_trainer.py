@@ -300,7 +300,7 @@ def test_shape_projection_term(tmp_path, monkeypatch):
         with torch.no_grad():
             rf, ff = t.D.features(real), t.D.features(fake)
             real_proj = t._project(t.D.out(rf), t.D.aux(rf), torch.tensor([0, 1, 2, 2]))
-            fake_proj = t._project(t.D.out(ff), t.D.aux(ff), t._assigned_shapes(t.D.aux(ff), freq))
+            fake_proj = t._project(t.D.out(ff), t.D.aux(ff), balanced_assignment(t.D.aux(ff), freq).argmax(1))
         return float((real_proj - fake_proj).mean())
 
     before = projected_gap()
