@@ -655,6 +655,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the shape head's logit in D's real/fake logit (projection discriminator; real "
         "labels, balanced assignments for samples; needs --aux-shape-weight; default 0: off)",
     )
+    p.add_argument(
+        "--style-mixing-prob",
+        type=float,
+        default=None,
+        help="probability of mixing two latents at a random layer, in [0, 1] (default 0.9); on resume, "
+        "replaces the checkpoint's",
+    )
+    p.add_argument(
+        "--ema-kimg",
+        type=float,
+        default=None,
+        help="half-life of the generator EMA in thousands of images (default 10); on resume, replaces the checkpoint's",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=int, default=250)

@@ -148,3 +148,8 @@ def test_train_command(tmp_path, capsys):
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["iteration"] == 4 and state["config"]["shape_confidence_weight"] == 0.5
     assert state["config"]["shape_assign_weight"] == 2.0
+    assert main([*resume[:4], "5", *resume[5:], "--style-mixing-prob", "0.5", "--ema-kimg", "5"]) == 0
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state["config"]["style_mixing_prob"] == 0.5 and state["config"]["ema_kimg"] == 5.0
+    assert main([*resume, "--style-mixing-prob", "1.5"]) == 2
+    assert "`style_mixing_prob` must be in [0, 1], got 1.5" in capsys.readouterr().err

@@ -314,6 +314,8 @@ class Trainer:
             value = getattr(config, key)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"`{key}` must be a finite number ≥ 0 (0: off), got {value!r}.")
+        if not 0 <= config.style_mixing_prob <= 1:
+            raise ValueError(f"`style_mixing_prob` must be in [0, 1], got {config.style_mixing_prob!r}.")
         for key in _SHAPE_HEAD_TERMS:
             if getattr(config, key) > 0 and config.aux_shape_weight <= 0:
                 raise ValueError(
