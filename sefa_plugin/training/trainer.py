@@ -82,7 +82,7 @@ class TrainingConfig:
         r1_interval: Lazy R1: apply every this many steps.
         pl_weight: Path-length regularisation weight (0 disables it; StyleGAN2 uses 2).
         pl_interval: Lazy path-length regularisation interval.
-        style_mixing_prob: Probability of mixing two latents at a random layer.
+        style_mixing_prob: Probability of mixing two latents at a random layer, in [0, 1].
         fm_weight: Weight of a feature-matching term in the generator loss (Salimans et al. 2016): the
             squared distance between the batch means of the discriminator's penultimate features on
             generated and on real images. It penalises a generator that drops modes of the data (0: off).
