@@ -663,6 +663,13 @@ def build_parser() -> argparse.ArgumentParser:
         "replaces the checkpoint's",
     )
     p.add_argument(
+        "--mapping-lr-multiplier",
+        type=float,
+        default=None,
+        help="learning-rate multiplier of the mapping network, > 0 (default 0.01); on resume, replaces the "
+        "checkpoint's and rescales the stored mapping weights so the generator is unchanged",
+    )
+    p.add_argument(
         "--ema-kimg",
         type=float,
         default=None,

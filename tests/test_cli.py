@@ -148,8 +148,12 @@ def test_train_command(tmp_path, capsys):
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["iteration"] == 4 and state["config"]["shape_confidence_weight"] == 0.5
     assert state["config"]["shape_assign_weight"] == 2.0
-    assert main([*resume[:4], "5", *resume[5:], "--style-mixing-prob", "0.5", "--ema-kimg", "5"]) == 0
+    mix = ["--style-mixing-prob", "0.5", "--ema-kimg", "5", "--mapping-lr-multiplier", "0.05"]
+    assert main([*resume[:4], "5", *resume[5:], *mix]) == 0
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["config"]["style_mixing_prob"] == 0.5 and state["config"]["ema_kimg"] == 5.0
+    assert state["config"]["mapping_lr_multiplier"] == 0.05
+    assert main([*resume, "--mapping-lr-multiplier", "0"]) == 2
+    assert "`mapping_lr_multiplier` must be > 0, got 0.0" in capsys.readouterr().err
     assert main([*resume, "--style-mixing-prob", "1.5"]) == 2
     assert "`style_mixing_prob` must be in [0, 1], got 1.5" in capsys.readouterr().err

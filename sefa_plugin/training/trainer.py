@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 #: architecture, the data or the lazy-regularisation schedule that the optimizer states were built for.
 RESUME_OVERRIDABLE = (
     "lr",
+    "mapping_lr_multiplier",
     "r1_gamma",
     "style_mixing_prob",
     "ema_kimg",
@@ -63,6 +65,8 @@ _SHAPE_HEAD_TERMS = (
     "shape_projection_weight",
 )
 _LOSS_WEIGHTS = ("fm_weight", "aux_shape_weight", *_SHAPE_HEAD_TERMS)
+#: The generator parameters that the mapping network's lr multiplier scales.
+_MAPPING_PARAM = re.compile(r"mapping\.fc\d+\.(weight|bias)")
 
 
 @dataclass
@@ -74,6 +78,9 @@ class TrainingConfig:
         z_dim: Width of ``z``.
         w_dim: Width of ``w``.
         mapping_layers: Depth of the mapping network.
+        mapping_lr_multiplier: Learning-rate multiplier of the mapping network (> 0; StyleGAN's 0.01). A
+            resumed run that changes it rescales the stored mapping weights and their Adam moments, so
+            the generator's function is unchanged and only the mapping's learning speed is.
         channel_base: Generator/discriminator channels at resolution r: ``min(channel_base // r, channel_max)``.
         channel_max: Upper bound on channels.
         batch_size: Images per step (per process).
@@ -123,6 +130,7 @@ class TrainingConfig:
     z_dim: int = 128
     w_dim: int = 128
     mapping_layers: int = 4
+    mapping_lr_multiplier: float = 0.01
     channel_base: int = 2048
     channel_max: int = 64
     batch_size: int = 32
@@ -160,6 +168,7 @@ def build_generator(cfg: TrainingConfig) -> StyleGAN2Generator:
         channel_base=cfg.channel_base,
         channel_max=cfg.channel_max,
         mapping_layers=cfg.mapping_layers,
+        mapping_lr_multiplier=cfg.mapping_lr_multiplier,
     )
 
 
@@ -177,7 +186,8 @@ def _load_init_generator(source: str | os.PathLike, cfg: TrainingConfig) -> tupl
         )
     loaded = StyleGAN2Generator.from_pretrained(folder)
     expected = build_generator(cfg)
-    ours, theirs = expected.state_dict(), loaded.state_dict()
+    ours = expected.state_dict()
+    theirs = _rescale_mapping(loaded.state_dict(), loaded.config.mapping_lr_multiplier, cfg.mapping_lr_multiplier)
     mismatched = sorted(
         k for k in ours.keys() | theirs.keys() if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape
     )
@@ -188,6 +198,16 @@ def _load_init_generator(source: str | os.PathLike, cfg: TrainingConfig) -> tupl
             f"channel_max {cfg.channel_max}, mapping_layers {cfg.mapping_layers}); differing keys: {mismatched[:5]}"
         )
     return theirs, {"source": str(source), "weights_sha256": weights_sha256(loaded)}
+
+
+def _rescale_mapping(state_dict: dict[str, torch.Tensor], old: float, new: float) -> dict[str, torch.Tensor]:
+    """Generator weights stored for mapping lr multiplier `old`, re-expressed for `new` (same function).
+
+    Equalized-lr layers store ``weight / lr_multiplier`` and scale by ``lr_multiplier`` at run time, so
+    the stored mapping weights and biases are multiplied by ``old / new``.
+    """
+    ratio = old / new
+    return {k: v * ratio if _MAPPING_PARAM.fullmatch(k) else v for k, v in state_dict.items()}
 
 
 def _lazy_ratio(interval: int | None) -> float:
@@ -296,6 +316,7 @@ class Trainer:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.exists() else None
         if state is not None:
             config = TrainingConfig(**state["config"])
+            saved_mapping_lr = config.mapping_lr_multiplier
             logger.info("Resuming %s at iteration %d", ckpt_path, state["iteration"])
             if init_generator is not None:
                 logger.warning("`init_generator` is ignored: %s resumes from its checkpoint.", ckpt_path)
@@ -316,6 +337,8 @@ class Trainer:
                 raise ValueError(f"`{key}` must be a finite number ≥ 0 (0: off), got {value!r}.")
         if not 0 <= config.style_mixing_prob <= 1:
             raise ValueError(f"`style_mixing_prob` must be in [0, 1], got {config.style_mixing_prob!r}.")
+        if not config.mapping_lr_multiplier > 0:
+            raise ValueError(f"`mapping_lr_multiplier` must be > 0, got {config.mapping_lr_multiplier!r}.")
         for key in _SHAPE_HEAD_TERMS:
             if getattr(config, key) > 0 and config.aux_shape_weight <= 0:
                 raise ValueError(
@@ -351,9 +374,16 @@ class Trainer:
         self.images_seen = 0
         self.wall_seconds = 0.0  # training time summed over all resumed runs
         if state is not None:
-            self.G.load_state_dict(state["G"])
-            self.G_ema.load_state_dict(state["G_ema"])
+            old_lr, new_lr = saved_mapping_lr, config.mapping_lr_multiplier
+            self.G.load_state_dict(_rescale_mapping(state["G"], old_lr, new_lr))
+            self.G_ema.load_state_dict(_rescale_mapping(state["G_ema"], old_lr, new_lr))
             opt_g.load_state_dict(state["opt_G"])
+            if new_lr != old_lr:  # gradients w.r.t. the rescaled weights scale by new / old
+                for name, param in self.G.named_parameters():
+                    moments = opt_g.state.get(param, {})
+                    if _MAPPING_PARAM.fullmatch(name) and moments:
+                        moments["exp_avg"].mul_(new_lr / old_lr)
+                        moments["exp_avg_sq"].mul_((new_lr / old_lr) ** 2)
             missing, unexpected = self.D.load_state_dict(state["D"], strict=False)
             if unexpected or any(not k.startswith("aux.") for k in missing):
                 raise RuntimeError(f"{ckpt_path}: discriminator weights do not match ({missing + unexpected})")

@@ -150,6 +150,36 @@ def test_resume_with_overrides(tmp_path):
         Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"lr": -1.0})
 
 
+def test_changing_the_mapping_lr_multiplier_keeps_the_generator(tmp_path):
+    """A new mapping lr multiplier rescales the stored mapping weights and Adam moments, not the function."""
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    first = Trainer(TrainingConfig(**TINY), run_dir=run, device="cpu")
+    first.train(iterations=2, checkpoint_every=100)
+    z = torch.randn(3, TINY["z_dim"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = [first.G(z, noise_mode="const"), first.G_ema(z, noise_mode="const")]
+    old_moment = first.opt_g.state[first.G.mapping.fc0.weight]["exp_avg"].clone()
+    t = Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"mapping_lr_multiplier": 0.1})
+    assert t.config.mapping_lr_multiplier == 0.1 and t.G.mapping.fc0.weight_gain == pytest.approx(0.1 / 4)
+    assert t.config.extra["overrides"] == [{"iteration": 2, "mapping_lr_multiplier": 0.1}]
+    assert torch.allclose(t.G.mapping.fc0.weight, first.G.mapping.fc0.weight / 10)
+    assert torch.allclose(t.opt_g.state[t.G.mapping.fc0.weight]["exp_avg"], old_moment * 10)
+    with torch.no_grad():
+        after = [t.G(z, noise_mode="const"), t.G_ema(z, noise_mode="const")]
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    t.train(iterations=3, checkpoint_every=100)
+    # A warm start from a generator saved with another multiplier is rescaled the same way.
+    SefaPipeline(generator=first.G_ema).save_pretrained(tmp_path / "pipe")
+    cfg = TrainingConfig(**{**TINY, "mapping_lr_multiplier": 0.1})
+    warm = Trainer(cfg, run_dir=tmp_path / "warm", device="cpu", init_generator=tmp_path / "pipe")
+    with torch.no_grad():
+        assert torch.allclose(warm.G_ema(z, noise_mode="const"), before[1], atol=1e-5)
+    with pytest.raises(ValueError, match=r"`mapping_lr_multiplier` must be > 0"):
+        Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"mapping_lr_multiplier": 0.0})
+
+
 def _fixed_batches(t: Trainer, monkeypatch, shapes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Make `t` train on one fixed real batch (with these shape labels) and one fixed leaf of "generated" images."""
     real = torch.rand(len(shapes), 3, 16, 16) * 2 - 1
