@@ -6,9 +6,12 @@ Prints, for the embedded model (or `--model`):
   to the same distance between two disjoint real sets of N (the floor a perfect generator would reach);
 * per continuous factor, the Kolmogorov–Smirnov distance between the predicted factor distributions of
   generated and real images (circular hues compared on [0, 1)); shape-class frequencies;
-* the fraction of generated samples whose shape prediction has confidence ≥ 0.9 (goal ≥ 90%).
+* the fraction of generated samples whose shape prediction has confidence ≥ 0.9 (goal ≥ 90%);
+* with ``--breakdown``, where the unsure generated samples are: their share per predicted shape (and
+  the runner-up class among them) and per fifth of each predicted continuous factor.
 
     python benchmarks/bench_quality.py --num 10000
+    python benchmarks/bench_quality.py --num 2000 --breakdown
 """
 
 from __future__ import annotations
@@ -53,6 +56,32 @@ def predict_all(predictor: FactorPredictor, batches) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def print_breakdown(fake: dict[str, np.ndarray]) -> None:
+    """Share of generated samples with shape confidence < 0.9, per predicted shape and factor quintile."""
+    probs = fake["shape_probs"]
+    unsure = probs.max(axis=1) < 0.9
+    runner_up = np.argsort(probs, axis=1)[:, -2]
+    print("unsure (confidence < 0.9) share by predicted shape, and the runner-up class among them:")
+    for idx, shape in enumerate(SHAPES):
+        mask = fake["shape"] == idx
+        if not mask.any():
+            print(f"  {shape:9s} no samples")
+            continue
+        counts = np.bincount(runner_up[mask & unsure], minlength=len(SHAPES))
+        seconds = ", ".join(f"{s} {c}" for s, c in zip(SHAPES, counts, strict=True) if s != shape)
+        print(f"  {shape:9s} {unsure[mask].mean():.3f} of {mask.sum()}  (runner-up: {seconds})")
+    print("unsure share per fifth of each predicted factor (range: share):")
+    for name, kind in FACTOR_KINDS.items():
+        if kind == "categorical":
+            continue
+        keep = fake["shape"] != 1 if name == "rotation" else np.ones(len(unsure), bool)  # discs have none
+        values, flags = fake[name][keep], unsure[keep]
+        edges = np.quantile(values, np.linspace(0, 1, 6))
+        bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, 4)
+        cells = "  ".join(f"{edges[i]:.2f}..{edges[i + 1]:.2f}: {flags[bins == i].mean():.3f}" for i in range(5))
+        print(f"  {name:15s} {cells}" + ("  (squares and triangles)" if name == "rotation" else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="pipeline folder (default: embedded model)")
@@ -60,6 +89,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250, help="batch size")
     parser.add_argument("--truncation-psi", type=float, default=1.0, help="truncation of generated samples")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--breakdown", action="store_true", help="where the unsure generated samples are")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -96,6 +126,8 @@ def main() -> None:
     conf_f = (fake["shape_probs"].max(axis=1) >= 0.9).mean()
     conf_r = (real["shape_probs"].max(axis=1) >= 0.9).mean()
     print(f"shape confidence >= 0.9: generated {conf_f:.1%}, real {conf_r:.1%} (goal for generated: >= 90%)")
+    if args.breakdown:
+        print_breakdown(fake)
     print(f"wall time {time.perf_counter() - t0:.0f} s, torch threads {args.threads}")
 
 
