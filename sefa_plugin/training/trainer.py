@@ -79,8 +79,9 @@ class TrainingConfig:
         w_dim: Width of ``w``.
         mapping_layers: Depth of the mapping network.
         mapping_lr_multiplier: Learning-rate multiplier of the mapping network (> 0; StyleGAN's 0.01). A
-            resumed run that changes it rescales the stored mapping weights and their Adam moments, so
-            the generator's function is unchanged and only the mapping's learning speed is.
+            resumed run that changes it rescales the stored mapping weights and their Adam moments (a
+            warm start, the loaded generator's weights), so the generator's function is unchanged and
+            only the mapping's learning speed is.
         channel_base: Generator/discriminator channels at resolution r: ``min(channel_base // r, channel_max)``.
         channel_max: Upper bound on channels.
         batch_size: Images per step (per process).
@@ -316,7 +317,7 @@ class Trainer:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if ckpt_path.exists() else None
         if state is not None:
             config = TrainingConfig(**state["config"])
-            saved_mapping_lr = config.mapping_lr_multiplier
+            saved_mapping_mult = config.mapping_lr_multiplier
             logger.info("Resuming %s at iteration %d", ckpt_path, state["iteration"])
             if init_generator is not None:
                 logger.warning("`init_generator` is ignored: %s resumes from its checkpoint.", ckpt_path)
@@ -374,16 +375,16 @@ class Trainer:
         self.images_seen = 0
         self.wall_seconds = 0.0  # training time summed over all resumed runs
         if state is not None:
-            old_lr, new_lr = saved_mapping_lr, config.mapping_lr_multiplier
-            self.G.load_state_dict(_rescale_mapping(state["G"], old_lr, new_lr))
-            self.G_ema.load_state_dict(_rescale_mapping(state["G_ema"], old_lr, new_lr))
+            old_mult, new_mult = saved_mapping_mult, config.mapping_lr_multiplier
+            self.G.load_state_dict(_rescale_mapping(state["G"], old_mult, new_mult))
+            self.G_ema.load_state_dict(_rescale_mapping(state["G_ema"], old_mult, new_mult))
             opt_g.load_state_dict(state["opt_G"])
-            if new_lr != old_lr:  # gradients w.r.t. the rescaled weights scale by new / old
+            if new_mult != old_mult:  # gradients w.r.t. the rescaled weights scale by new / old
                 for name, param in self.G.named_parameters():
                     moments = opt_g.state.get(param, {})
                     if _MAPPING_PARAM.fullmatch(name) and moments:
-                        moments["exp_avg"].mul_(new_lr / old_lr)
-                        moments["exp_avg_sq"].mul_((new_lr / old_lr) ** 2)
+                        moments["exp_avg"].mul_(new_mult / old_mult)
+                        moments["exp_avg_sq"].mul_((new_mult / old_mult) ** 2)
             missing, unexpected = self.D.load_state_dict(state["D"], strict=False)
             if unexpected or any(not k.startswith("aux.") for k in missing):
                 raise RuntimeError(f"{ckpt_path}: discriminator weights do not match ({missing + unexpected})")
