@@ -235,18 +235,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer, TrainingConfig
     from .training.trainer import RESUME_OVERRIDABLE
 
+    widths = {k: getattr(args, k) for k in ("channel_base", "channel_max") if getattr(args, k) is not None}
     cfg = TrainingConfig(
         resolution=args.resolution,
         batch_size=args.batch_size,
-        channel_base=args.channel_base,
-        channel_max=args.channel_max,
+        **widths,
         z_dim=args.z_dim,
         w_dim=args.w_dim,
         mapping_layers=args.mapping_layers,
         pl_weight=args.pl_weight,
         seed=args.seed,
     )
-    # Float settings that a resumed run may change: every one with a flag of its own (r1_gamma is parsed below).
+    # Settings that a resumed run may change: every one with a flag of its own (r1_gamma is parsed below).
     overrides = {
         key: getattr(args, key)
         for key in RESUME_OVERRIDABLE
@@ -599,8 +599,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, required=True, help="total iterations to reach")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--channel-base", type=int, default=2048)
-    p.add_argument("--channel-max", type=int, default=64)
+    p.add_argument(
+        "--channel-base",
+        type=int,
+        default=None,
+        help="channels at resolution r are min(channel_base // r, channel_max) (default 2048); on resume, a "
+        "larger value widens the generator without changing its images (the discriminator keeps its width)",
+    )
+    p.add_argument(
+        "--channel-max",
+        type=int,
+        default=None,
+        help="upper bound on channels (default 64); on resume, a larger value widens the generator as above",
+    )
     p.add_argument("--z-dim", type=int, default=128)
     p.add_argument("--w-dim", type=int, default=128)
     p.add_argument("--mapping-layers", type=int, default=4)

@@ -157,3 +157,10 @@ def test_train_command(tmp_path, capsys):
     assert "`mapping_lr_multiplier` must be > 0, got 0.0" in capsys.readouterr().err
     assert main([*resume, "--style-mixing-prob", "1.5"]) == 2
     assert "`style_mixing_prob` must be in [0, 1], got 1.5" in capsys.readouterr().err
+    # A wider generator on resume; the discriminator keeps its width; narrowing is refused.
+    assert main([*resume[:4], "6", *resume[5:], "--channel-base", "256"]) == 0
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state["config"]["channel_base"] == 256 and state["config"]["d_channel_base"] == 128
+    assert state["G_ema"]["synthesis.b16.conv1.weight"].shape[:2] == (16, 16)
+    assert main([*resume, "--channel-base", "128"]) == 2
+    assert "can only widen the generator" in capsys.readouterr().err

@@ -44,6 +44,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 #: Settings that may change when a run resumes (``Trainer(..., overrides=...)``); the others fix the
 #: architecture, the data or the lazy-regularisation schedule that the optimizer states were built for.
 RESUME_OVERRIDABLE = (
+    "channel_base",
+    "channel_max",
     "lr",
     "mapping_lr_multiplier",
     "r1_gamma",
@@ -67,6 +69,10 @@ _SHAPE_HEAD_TERMS = (
 _LOSS_WEIGHTS = ("fm_weight", "aux_shape_weight", *_SHAPE_HEAD_TERMS)
 #: The generator parameters that the mapping network's lr multiplier scales.
 _MAPPING_PARAM = re.compile(r"mapping\.fc\d+\.(weight|bias)")
+#: The synthesis convolution weights ``[out, in, k, k]`` whose new input channels start at zero when the
+#: generator is widened, and the ToRGB weights among them (scaled by a gain that depends on the width).
+_SYNTHESIS_WEIGHT = re.compile(r"synthesis\.b\d+\.(conv0|conv1|torgb)\.weight")
+_TORGB_WEIGHT = re.compile(r"synthesis\.b\d+\.torgb\.weight")
 
 
 @dataclass
@@ -82,8 +88,18 @@ class TrainingConfig:
             resumed run that changes it rescales the stored mapping weights and their Adam moments (a
             warm start, the loaded generator's weights), so the generator's function is unchanged and
             only the mapping's learning speed is.
-        channel_base: Generator/discriminator channels at resolution r: ``min(channel_base // r, channel_max)``.
-        channel_max: Upper bound on channels.
+        channel_base: Generator channels at resolution r: ``min(channel_base // r, channel_max)`` (and the
+            discriminator's, unless ``d_channel_base`` is set). A resumed run that raises it or
+            ``channel_max`` *widens* the generator without changing its function (Net2Net-style, Chen et
+            al. 2016): old weights are kept, new output channels start from a fresh initialisation, and
+            the weights that read new channels into old ones start at zero (the ToRGB weights are rescaled
+            for their width-dependent gain). The Adam moments of the new entries start at zero (first
+            moment) and at the mean of the old entries (second moment). The discriminator keeps its width.
+            Narrowing is refused.
+        channel_max: Upper bound on the generator's channels.
+        d_channel_base: The discriminator's ``channel_base`` (None: the generator's). Set to the old
+            generator value when a resumed run widens the generator.
+        d_channel_max: The discriminator's ``channel_max`` (None: the generator's).
         batch_size: Images per step (per process).
         lr: Adam learning rate of both networks (betas 0, 0.99, as StyleGAN2).
         r1_gamma: R1 weight; None picks StyleGAN2-ADA's heuristic ``0.0002 · resolution² / batch_size``.
@@ -134,6 +150,8 @@ class TrainingConfig:
     mapping_lr_multiplier: float = 0.01
     channel_base: int = 2048
     channel_max: int = 64
+    d_channel_base: int | None = None
+    d_channel_max: int | None = None
     batch_size: int = 32
     lr: float = 0.002
     r1_gamma: float | None = None
@@ -209,6 +227,43 @@ def _rescale_mapping(state_dict: dict[str, torch.Tensor], old: float, new: float
     """
     ratio = old / new
     return {k: v * ratio if _MAPPING_PARAM.fullmatch(k) else v for k, v in state_dict.items()}
+
+
+def _channels(cfg: TrainingConfig) -> dict[int, int]:
+    """The generator's channels per synthesis resolution."""
+    resolutions = [2**i for i in range(2, int(math.log2(cfg.resolution)) + 1)]
+    return {r: min(cfg.channel_base // r, cfg.channel_max) for r in resolutions}
+
+
+def _widen_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """One generator tensor of a narrower run embedded in `fresh` (the wider network's initial value).
+
+    The old entries are kept; a synthesis weight's new *input* channels of old outputs are zeroed so the
+    old channels do not see the new ones; a ToRGB weight's old columns are rescaled for its gain
+    ``1 / sqrt(in_channels)``, so the output is the same.
+    """
+    if old.shape == fresh.shape:
+        return old.clone()
+    if old.ndim != fresh.ndim or any(o > f for o, f in zip(old.shape, fresh.shape, strict=True)):
+        raise ValueError(f"cannot widen {name} from {list(old.shape)} to {list(fresh.shape)}")
+    out = fresh.clone()
+    if _SYNTHESIS_WEIGHT.fullmatch(name):
+        out[: old.shape[0], old.shape[1] :] = 0
+    scale = math.sqrt(fresh.shape[1] / old.shape[1]) if _TORGB_WEIGHT.fullmatch(name) else 1.0
+    out[tuple(slice(0, n) for n in old.shape)] = old * scale
+    return out
+
+
+def _widen_moment(name: str, old: torch.Tensor, shape: torch.Size, squared: bool) -> torch.Tensor:
+    """An Adam moment of a widened generator tensor: old entries kept, new ones 0 (first moment) or the
+    old entries' mean (second moment); ToRGB's old columns rescaled like the weights they belong to."""
+    if old.shape == shape:
+        return old
+    scale = math.sqrt(old.shape[1] / shape[1]) if _TORGB_WEIGHT.fullmatch(name) else 1.0
+    old = old * (scale**2 if squared else scale)
+    out = torch.full(shape, float(old.mean()) if squared else 0.0, dtype=old.dtype)
+    out[tuple(slice(0, n) for n in old.shape)] = old
+    return out
 
 
 def _lazy_ratio(interval: int | None) -> float:
@@ -327,11 +382,30 @@ class Trainer:
             init_weights, fingerprint = _load_init_generator(init_generator, config)
             config = replace(config, extra={**config.extra, "init_generator": fingerprint})
         changed = {k: v for k, v in overrides.items() if getattr(config, k) != v}
+        saved_config = config
         if changed:
             at = int(state["iteration"]) if state is not None else 0
             history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
             config = replace(config, **changed, extra={**config.extra, "overrides": history})
             logger.info("Settings from iteration %d on: %s", at, changed)
+        for key in ("channel_base", "channel_max"):
+            value = getattr(config, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
+        widened = state is not None and _channels(config) != _channels(saved_config)
+        if widened:
+            old_ch, new_ch = _channels(saved_config), _channels(config)
+            if any(new_ch[r] < old_ch[r] for r in old_ch):
+                raise ValueError(
+                    "`channel_base`/`channel_max` can only widen the generator of a resumed run; they would "
+                    f"change its channels per resolution from {old_ch} to {new_ch}."
+                )
+            config = replace(  # the discriminator keeps its width
+                config,
+                d_channel_base=saved_config.d_channel_base or saved_config.channel_base,
+                d_channel_max=saved_config.d_channel_max or saved_config.channel_max,
+            )
+            logger.info("Widening the generator at iteration %d: channels %s -> %s", state["iteration"], old_ch, new_ch)
         for key in _LOSS_WEIGHTS:
             value = getattr(config, key)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -358,8 +432,8 @@ class Trainer:
         has_aux = config.aux_shape_weight > 0 or (state is not None and "aux.weight" in state["D"])
         self.D = Discriminator(
             config.resolution,
-            channel_base=config.channel_base,
-            channel_max=config.channel_max,
+            channel_base=config.d_channel_base or config.channel_base,
+            channel_max=config.d_channel_max or config.channel_max,
             num_aux_classes=len(SHAPES) if has_aux else 0,
         )
         if init_weights is not None:
@@ -375,9 +449,19 @@ class Trainer:
         self.images_seen = 0
         self.wall_seconds = 0.0  # training time summed over all resumed runs
         if state is not None:
+            g_state, ema_state = state["G"], state["G_ema"]
+            if widened:
+                fresh = self.G.state_dict()
+                g_state = {k: _widen_tensor(k, v, fresh[k]) for k, v in g_state.items()}
+                ema_state = {k: _widen_tensor(k, v, fresh[k]) for k, v in ema_state.items()}
+                params = list(self.G.named_parameters())
+                for index, moments in state["opt_G"]["state"].items():
+                    name, param = params[index]
+                    for key, squared in (("exp_avg", False), ("exp_avg_sq", True)):
+                        moments[key] = _widen_moment(name, moments[key], param.shape, squared)
             old_mult, new_mult = saved_mapping_mult, config.mapping_lr_multiplier
-            self.G.load_state_dict(_rescale_mapping(state["G"], old_mult, new_mult))
-            self.G_ema.load_state_dict(_rescale_mapping(state["G_ema"], old_mult, new_mult))
+            self.G.load_state_dict(_rescale_mapping(g_state, old_mult, new_mult))
+            self.G_ema.load_state_dict(_rescale_mapping(ema_state, old_mult, new_mult))
             opt_g.load_state_dict(state["opt_G"])
             if new_mult != old_mult:  # gradients w.r.t. the rescaled weights scale by new / old
                 for name, param in self.G.named_parameters():

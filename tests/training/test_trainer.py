@@ -180,6 +180,42 @@ def test_changing_the_mapping_lr_multiplier_keeps_the_generator(tmp_path):
         Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"mapping_lr_multiplier": 0.0})
 
 
+def test_widening_the_generator_keeps_its_images(tmp_path):
+    """A resumed run with more channels keeps the generator's function and the discriminator; it then trains."""
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    first = Trainer(TrainingConfig(**TINY), run_dir=run, device="cpu")  # channels 16/16/8 at 4/8/16 px
+    first.train(iterations=2, checkpoint_every=100)
+    z = torch.randn(3, TINY["z_dim"], generator=torch.Generator().manual_seed(0))
+    img = torch.rand(3, 3, 16, 16)
+    with torch.no_grad():
+        before = [first.G(z, noise_mode="const"), first.G_ema(z, noise_mode="const"), first.D(img)]
+    t = Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"channel_base": 256, "channel_max": 32})
+    assert t.G.synthesis.b16.conv1.weight.shape[:2] == (16, 16) and t.G.synthesis.b4.const.shape[0] == 32
+    assert (t.config.d_channel_base, t.config.d_channel_max) == (128, 16)
+    assert t.config.extra["overrides"] == [{"iteration": 2, "channel_base": 256, "channel_max": 32}]
+    with torch.no_grad():
+        after = [t.G(z, noise_mode="const"), t.G_ema(z, noise_mode="const"), t.D(img)]
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    conv = t.G.synthesis.b16.conv1
+    assert torch.count_nonzero(conv.weight[:8, 8:]) == 0 and torch.count_nonzero(conv.weight[8:]) > 0
+    moments = t.opt_g.state[conv.weight]
+    assert moments["exp_avg"].shape == conv.weight.shape and torch.count_nonzero(moments["exp_avg"][8:]) == 0
+    assert torch.all(moments["exp_avg_sq"][8:] > 0)
+    t.train(iterations=3, checkpoint_every=100)
+    assert torch.count_nonzero(t.G.synthesis.b16.conv1.weight[:8, 8:]) > 0  # the new channels get used
+    resumed = Trainer(TrainingConfig(), run_dir=run, device="cpu")
+    assert resumed.iteration == 3 and resumed.G.synthesis.b16.torgb.weight.shape[1] == 16
+    # Narrowing is refused before anything is written.
+    stamp = (run / "checkpoint.pt").stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"`channel_base`/`channel_max` can only widen"):
+        Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"channel_base": 128})
+    with pytest.raises(ValueError, match=r"`channel_max` must be a positive integer"):
+        Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"channel_max": 0})
+    assert (run / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
 def _fixed_batches(t: Trainer, monkeypatch, shapes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Make `t` train on one fixed real batch (with these shape labels) and one fixed leaf of "generated" images."""
     real = torch.rand(len(shapes), 3, 16, 16) * 2 - 1
