@@ -337,7 +337,8 @@ class Trainer:
             recorded in ``config.extra["init_generator"]``. Must match the configuration's architecture.
         overrides: Settings that replace the checkpoint's when resuming (or the configuration's on a new
             run), e.g. ``{"r1_gamma": 0.2}``; keys from :data:`RESUME_OVERRIDABLE`. Each change is recorded
-            with the iteration it took effect at in ``config.extra["overrides"]``.
+            with the iteration it took effect at in ``config.extra["overrides"]``. A larger ``channel_base``
+            or ``channel_max`` on resume widens the generator (see :class:`TrainingConfig`).
 
     Example:
 
