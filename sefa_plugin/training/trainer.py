@@ -229,6 +229,11 @@ def _rescale_mapping(state_dict: dict[str, torch.Tensor], old: float, new: float
     return {k: v * ratio if _MAPPING_PARAM.fullmatch(k) else v for k, v in state_dict.items()}
 
 
+def _or(value: int | None, default: int) -> int:
+    """`value`, or `default` where it is None (a discriminator width that follows the generator's)."""
+    return default if value is None else value
+
+
 def _channels(cfg: TrainingConfig) -> dict[int, int]:
     """The generator's channels per synthesis resolution."""
     resolutions = [2**i for i in range(2, int(math.log2(cfg.resolution)) + 1)]
@@ -393,9 +398,9 @@ class Trainer:
             value = getattr(config, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
-        widened = state is not None and _channels(config) != _channels(saved_config)
+        old_ch, new_ch = _channels(saved_config), _channels(config)
+        widened = state is not None and new_ch != old_ch
         if widened:
-            old_ch, new_ch = _channels(saved_config), _channels(config)
             if any(new_ch[r] < old_ch[r] for r in old_ch):
                 raise ValueError(
                     "`channel_base`/`channel_max` can only widen the generator of a resumed run; they would "
@@ -403,8 +408,8 @@ class Trainer:
                 )
             config = replace(  # the discriminator keeps its width
                 config,
-                d_channel_base=saved_config.d_channel_base or saved_config.channel_base,
-                d_channel_max=saved_config.d_channel_max or saved_config.channel_max,
+                d_channel_base=_or(saved_config.d_channel_base, saved_config.channel_base),
+                d_channel_max=_or(saved_config.d_channel_max, saved_config.channel_max),
             )
             logger.info("Widening the generator at iteration %d: channels %s -> %s", state["iteration"], old_ch, new_ch)
         for key in _LOSS_WEIGHTS:
@@ -433,8 +438,8 @@ class Trainer:
         has_aux = config.aux_shape_weight > 0 or (state is not None and "aux.weight" in state["D"])
         self.D = Discriminator(
             config.resolution,
-            channel_base=config.d_channel_base or config.channel_base,
-            channel_max=config.d_channel_max or config.channel_max,
+            channel_base=_or(config.d_channel_base, config.channel_base),
+            channel_max=_or(config.d_channel_max, config.channel_max),
             num_aux_classes=len(SHAPES) if has_aux else 0,
         )
         if init_weights is not None:
