@@ -235,7 +235,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer, TrainingConfig
     from .training.trainer import RESUME_OVERRIDABLE
 
-    widths = {k: getattr(args, k) for k in ("channel_base", "channel_max") if getattr(args, k) is not None}
+    widths = {
+        k: getattr(args, k)
+        for k in ("channel_base", "channel_max", "d_channel_base", "d_channel_max")
+        if getattr(args, k) is not None
+    }
     cfg = TrainingConfig(
         resolution=args.resolution,
         batch_size=args.batch_size,
@@ -604,13 +608,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="channels at resolution r are min(channel_base // r, channel_max) (default 2048); on resume, a "
-        "larger value widens the generator without changing its images (the discriminator keeps its width)",
+        "larger value widens the generator without changing its images (the discriminator keeps its width "
+        "unless --d-channel-base/--d-channel-max change it)",
     )
     p.add_argument(
         "--channel-max",
         type=int,
         default=None,
         help="upper bound on channels (default 64); on resume, a larger value widens the generator as above",
+    )
+    p.add_argument(
+        "--d-channel-base",
+        type=int,
+        default=None,
+        help="the discriminator's channel_base (default: the generator's); on resume, a larger value widens "
+        "the discriminator without changing its outputs",
+    )
+    p.add_argument(
+        "--d-channel-max",
+        type=int,
+        default=None,
+        help="the discriminator's channel_max (default: the generator's); on resume, a larger value widens it",
     )
     p.add_argument("--z-dim", type=int, default=128)
     p.add_argument("--w-dim", type=int, default=128)

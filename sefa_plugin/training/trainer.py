@@ -46,6 +46,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 RESUME_OVERRIDABLE = (
     "channel_base",
     "channel_max",
+    "d_channel_base",
+    "d_channel_max",
     "lr",
     "mapping_lr_multiplier",
     "r1_gamma",
@@ -73,6 +75,11 @@ _MAPPING_PARAM = re.compile(r"mapping\.fc\d+\.(weight|bias)")
 #: generator is widened, and the ToRGB weights among them (scaled by a gain that depends on the width).
 _SYNTHESIS_WEIGHT = re.compile(r"synthesis\.b\d+\.(conv0|conv1|torgb)\.weight")
 _TORGB_WEIGHT = re.compile(r"synthesis\.b\d+\.torgb\.weight")
+#: The discriminator weight whose last input channel is the minibatch standard deviation.
+_D_MBSTD_WEIGHT = "conv.weight"
+#: The last discriminator block's weights (8 → 4 px): their new output channels start at zero on widening.
+_D_LAST_BLOCK_WEIGHT = re.compile(r"b8\.(conv1|skip)\.(weight|bias)")
+_WIDTHS = ("channel_base", "channel_max", "d_channel_base", "d_channel_max")
 
 
 @dataclass
@@ -94,11 +101,15 @@ class TrainingConfig:
             al. 2016): old weights are kept, new output channels start from a fresh initialisation, and
             the weights that read new channels into old ones start at zero (the ToRGB weights are rescaled
             for their width-dependent gain). The Adam moments of the new entries start at zero (first
-            moment) and at the mean of the old entries (second moment). The discriminator keeps its width.
-            Narrowing is refused.
+            moment) and at the mean of the old entries (second moment). The discriminator keeps its width
+            unless ``d_channel_base``/``d_channel_max`` change it. Narrowing is refused.
         channel_max: Upper bound on the generator's channels.
-        d_channel_base: The discriminator's ``channel_base`` (None: the generator's). Set to the old
-            generator value when a resumed run widens the generator.
+        d_channel_base: The discriminator's ``channel_base`` (None: the generator's). A resumed run pins
+            it to the width its discriminator was built with; raising it (or ``d_channel_max``) widens the
+            discriminator without changing its logits: old weights are kept and rescaled for their
+            equalized-lr gain ``1 / sqrt(fan_in)``, new output channels start from a fresh
+            initialisation, the weights that read new channels into old ones start at zero, and the
+            minibatch-std channel stays the last input of the 4×4 convolution. Adam moments as above.
         d_channel_max: The discriminator's ``channel_max`` (None: the generator's).
         batch_size: Images per step (per process).
         lr: Adam learning rate of both networks (betas 0, 0.99, as StyleGAN2).
@@ -240,6 +251,13 @@ def _channels(cfg: TrainingConfig) -> dict[int, int]:
     return {r: min(cfg.channel_base // r, cfg.channel_max) for r in resolutions}
 
 
+def _d_channels(cfg: TrainingConfig) -> dict[int, int]:
+    """The discriminator's channels per resolution (its blocks' and the 4×4 epilogue's)."""
+    base, cap = _or(cfg.d_channel_base, cfg.channel_base), _or(cfg.d_channel_max, cfg.channel_max)
+    resolutions = [2**i for i in range(2, int(math.log2(cfg.resolution)) + 1)]
+    return {r: min(base // r, cap) for r in resolutions}
+
+
 def _widen_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
     """One generator tensor of a narrower run embedded in `fresh` (the wider network's initial value).
 
@@ -268,6 +286,59 @@ def _widen_moment(name: str, old: torch.Tensor, shape: torch.Size, squared: bool
     old = old * (scale**2 if squared else scale)
     out = torch.full(shape, float(old.mean()) if squared else 0.0, dtype=old.dtype)
     out[tuple(slice(0, n) for n in old.shape)] = old
+    return out
+
+
+def _d_columns(name: str, old_in: int, new_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a discriminator weight's old input columns go in the widened weight, and the factor each is
+    scaled by: ``sqrt(new_in / old_in)`` for the layer's gain ``1 / sqrt(fan_in)``. The minibatch-std
+    channel stays the last input of the 4×4 convolution, and its column is also scaled by
+    ``C_new / C_old``, because that feature averages over ``C`` channels of which the new ones start at
+    zero. (A flattened ``[C, 4, 4]`` input keeps its first ``C·16`` columns.)"""
+    scale = torch.full([old_in], math.sqrt(new_in / old_in))
+    if name != _D_MBSTD_WEIGHT:
+        return torch.arange(old_in), scale
+    scale[-1] *= (new_in - 1) / (old_in - 1)
+    return torch.cat([torch.arange(old_in - 1), torch.tensor([new_in - 1])]), scale
+
+
+def _widen_d_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """One discriminator tensor of a narrower run embedded in `fresh` (the wider network's initial value).
+
+    Old output channels keep their weights (scaled as :func:`_d_columns` says) and read nothing from new
+    input channels; new output channels keep `fresh`, except those of the last block (the 4×4 features
+    that the minibatch standard deviation averages over), which start at zero.
+    """
+    if old.shape == fresh.shape:
+        return old.clone()
+    if old.ndim != fresh.ndim or any(o > f for o, f in zip(old.shape, fresh.shape, strict=True)):
+        raise ValueError(f"cannot widen {name} from {list(old.shape)} to {list(fresh.shape)}")
+    out = fresh.clone()
+    if _D_LAST_BLOCK_WEIGHT.fullmatch(name):
+        out[old.shape[0] :] = 0
+    if old.ndim == 1:  # a bias
+        out[: old.shape[0]] = old
+        return out
+    cols, scale = _d_columns(name, old.shape[1], fresh.shape[1])
+    out[: old.shape[0]] = 0
+    out[: old.shape[0], cols] = old * scale.reshape(1, -1, *[1] * (old.ndim - 2))
+    return out
+
+
+def _widen_d_moment(name: str, old: torch.Tensor, shape: torch.Size, squared: bool) -> torch.Tensor:
+    """An Adam moment of a widened discriminator tensor: old entries kept (divided by their weight's
+    scale, as the gradients are), new ones 0 (first moment) or the old entries' mean (second moment)."""
+    if old.shape == shape:
+        return old
+    cols = None
+    if old.ndim > 1:
+        cols, scale = _d_columns(name, old.shape[1], shape[1])
+        old = old / scale.reshape(1, -1, *[1] * (old.ndim - 2)) ** (2 if squared else 1)
+    out = torch.full(shape, float(old.mean()) if squared else 0.0, dtype=old.dtype)
+    if cols is None:
+        out[: old.shape[0]] = old
+    else:
+        out[: old.shape[0], cols] = old
     return out
 
 
@@ -343,7 +414,8 @@ class Trainer:
         overrides: Settings that replace the checkpoint's when resuming (or the configuration's on a new
             run), e.g. ``{"r1_gamma": 0.2}``; keys from :data:`RESUME_OVERRIDABLE`. Each change is recorded
             with the iteration it took effect at in ``config.extra["overrides"]``. A larger ``channel_base``
-            or ``channel_max`` on resume widens the generator (see :class:`TrainingConfig`).
+            or ``channel_max`` on resume widens the generator, a larger ``d_channel_base`` or ``d_channel_max``
+            the discriminator (see :class:`TrainingConfig`).
 
     Example:
 
@@ -394,24 +466,33 @@ class Trainer:
             history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
             config = replace(config, **changed, extra={**config.extra, "overrides": history})
             logger.info("Settings from iteration %d on: %s", at, changed)
-        for key in ("channel_base", "channel_max"):
+        for key in _WIDTHS:
             value = getattr(config, key)
+            if value is None and key.startswith("d_"):
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{key}` must be a positive integer, got {value!r}.")
-        old_ch, new_ch = _channels(saved_config), _channels(config)
-        widened = state is not None and new_ch != old_ch
-        if widened:
+        if state is not None:  # the discriminator keeps the width it was built with unless told otherwise
+            config = replace(
+                config,
+                d_channel_base=_or(config.d_channel_base, saved_config.channel_base),
+                d_channel_max=_or(config.d_channel_max, saved_config.channel_max),
+            )
+        widened = d_widened = False
+        for net, channels, keys in (
+            ("generator", _channels, "`channel_base`/`channel_max`"),
+            ("discriminator", _d_channels, "`d_channel_base`/`d_channel_max`"),
+        ):
+            old_ch, new_ch = channels(saved_config), channels(config)
+            if state is None or new_ch == old_ch:
+                continue
             if any(new_ch[r] < old_ch[r] for r in old_ch):
                 raise ValueError(
-                    "`channel_base`/`channel_max` can only widen the generator of a resumed run; they would "
-                    f"change its channels per resolution from {old_ch} to {new_ch}."
+                    f"{keys} can only widen the {net} of a resumed run; they would change its channels per "
+                    f"resolution from {old_ch} to {new_ch}."
                 )
-            config = replace(  # the discriminator keeps its width
-                config,
-                d_channel_base=_or(saved_config.d_channel_base, saved_config.channel_base),
-                d_channel_max=_or(saved_config.d_channel_max, saved_config.channel_max),
-            )
-            logger.info("Widening the generator at iteration %d: channels %s -> %s", state["iteration"], old_ch, new_ch)
+            logger.info("Widening the %s at iteration %d: channels %s -> %s", net, state["iteration"], old_ch, new_ch)
+            widened, d_widened = (True, d_widened) if net == "generator" else (widened, True)
         for key in _LOSS_WEIGHTS:
             value = getattr(config, key)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -475,7 +556,16 @@ class Trainer:
                     if _MAPPING_PARAM.fullmatch(name) and moments:
                         moments["exp_avg"].mul_(new_mult / old_mult)
                         moments["exp_avg_sq"].mul_((new_mult / old_mult) ** 2)
-            missing, unexpected = self.D.load_state_dict(state["D"], strict=False)
+            d_state = state["D"]
+            if d_widened:
+                fresh = self.D.state_dict()
+                d_state = {k: _widen_d_tensor(k, v, fresh[k]) if k in fresh else v for k, v in d_state.items()}
+                params = list(self.D.named_parameters())
+                for index, moments in state["opt_D"]["state"].items():
+                    name, param = params[index]
+                    for key, squared in (("exp_avg", False), ("exp_avg_sq", True)):
+                        moments[key] = _widen_d_moment(name, moments[key], param.shape, squared)
+            missing, unexpected = self.D.load_state_dict(d_state, strict=False)
             if unexpected or any(not k.startswith("aux.") for k in missing):
                 raise RuntimeError(f"{ckpt_path}: discriminator weights do not match ({missing + unexpected})")
             if missing:  # the shape head is new: its optimizer state starts fresh with the others'

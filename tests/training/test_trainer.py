@@ -216,6 +216,50 @@ def test_widening_the_generator_keeps_its_images(tmp_path):
     assert (run / "checkpoint.pt").stat().st_mtime_ns == stamp
 
 
+def test_widening_the_discriminator_keeps_its_logits(tmp_path):
+    """`d_channel_base`/`d_channel_max` on resume widen the discriminator (the 4×4 epilogue too) unchanged."""
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    cfg = TrainingConfig(**TINY, aux_shape_weight=1.0)
+    first = Trainer(cfg, run_dir=run, device="cpu")  # discriminator channels 8/16/16 at 16/8/4 px
+    first.train(iterations=2, checkpoint_every=100)
+    img = torch.rand(4, 3, 16, 16) * 2 - 1
+    z = torch.randn(3, TINY["z_dim"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = [first.D(img), first.D.aux(first.D.features(img)), first.G_ema(z, noise_mode="const")]
+    widths = {"d_channel_base": 256, "d_channel_max": 32}
+    t = Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides=widths)
+    assert t.D.b16.conv0.weight.shape[:2] == (16, 16) and t.D.conv.weight.shape[:2] == (32, 33)
+    assert t.D.fc.weight.shape == (32, 32 * 16) and t.G.synthesis.b16.conv1.weight.shape[:2] == (8, 8)
+    assert t.config.extra["overrides"] == [{"iteration": 2, **widths}]
+    with torch.no_grad():
+        after = [t.D(img), t.D.aux(t.D.features(img)), t.G_ema(z, noise_mode="const")]
+    for a, b in zip(before, after, strict=True):  # the new 4x4 channels' std is sqrt(1e-8), not 0
+        assert torch.allclose(a, b, atol=1e-4)
+    # The minibatch-std channel stays the last input of the 4x4 conv (scaled by 32 / 16 channels, as it now
+    # averages over twice as many, of which the new ones start at zero); old outputs read no new channels.
+    old_w = first.D.conv.weight * first.D.conv.weight_gain
+    new_w = t.D.conv.weight * t.D.conv.weight_gain
+    assert torch.allclose(new_w[:16, :16], old_w[:, :16]) and torch.allclose(new_w[:16, 32], 2 * old_w[:, 16])
+    assert torch.count_nonzero(t.D.b8.conv1.weight[16:]) == 0 and torch.count_nonzero(t.D.b8.skip.weight[16:]) == 0
+    assert torch.count_nonzero(new_w[:16, 16:32]) == 0 and torch.count_nonzero(t.D.fc.weight[:16, 256:]) == 0
+    moments = t.opt_d.state[t.D.conv.weight]
+    assert moments["exp_avg"].shape == t.D.conv.weight.shape and torch.count_nonzero(moments["exp_avg"][16:]) == 0
+    assert torch.all(moments["exp_avg_sq"][16:] > 0)
+    t.train(iterations=3, checkpoint_every=100)
+    assert torch.count_nonzero(t.D.fc.weight[:16, 256:]) > 0  # the new channels get used
+    resumed = Trainer(TrainingConfig(), run_dir=run, device="cpu")
+    assert resumed.iteration == 3 and resumed.D.out.weight.shape == (1, 32)
+    assert (resumed.config.d_channel_base, resumed.config.d_channel_max) == (256, 32)
+    # Narrowing is refused before anything is written.
+    stamp = (run / "checkpoint.pt").stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"`d_channel_base`/`d_channel_max` can only widen the discriminator"):
+        Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"d_channel_max": 16})
+    with pytest.raises(ValueError, match=r"`d_channel_base` must be a positive integer"):
+        Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"d_channel_base": 0})
+    assert (run / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
 def _fixed_batches(t: Trainer, monkeypatch, shapes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Make `t` train on one fixed real batch (with these shape labels) and one fixed leaf of "generated" images."""
     real = torch.rand(len(shapes), 3, 16, 16) * 2 - 1
