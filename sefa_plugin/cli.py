@@ -608,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="channels at resolution r are min(channel_base // r, channel_max) (default 2048); on resume, a "
-        "larger value widens the generator without changing its images (the discriminator keeps its width "
+        "larger value widens the generator, barely changing its images (the discriminator keeps its width "
         "unless --d-channel-base/--d-channel-max change it)",
     )
     p.add_argument(
@@ -622,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="the discriminator's channel_base (default: the generator's); on resume, a larger value widens "
-        "the discriminator without changing its outputs",
+        "the discriminator, barely changing its outputs",
     )
     p.add_argument(
         "--d-channel-max",

@@ -71,13 +71,20 @@ _SHAPE_HEAD_TERMS = (
 _LOSS_WEIGHTS = ("fm_weight", "aux_shape_weight", *_SHAPE_HEAD_TERMS)
 #: The generator parameters that the mapping network's lr multiplier scales.
 _MAPPING_PARAM = re.compile(r"mapping\.fc\d+\.(weight|bias)")
-#: The synthesis convolution weights ``[out, in, k, k]`` whose new input channels start at zero when the
-#: generator is widened, and the ToRGB weights among them (scaled by a gain that depends on the width).
+#: On widening, the weights that read new channels into old ones (and the last discriminator block's new
+#: outputs) start at this fraction of a fresh initialisation. Not zero: the new channels' input weights get
+#: gradients through them, none while they are zero; this small, those gradients are small but Adam's steps
+#: do not depend on the gradient's scale, so the new channels learn at once while the function changes by
+#: O(ε). Their Adam moments start at zero for the same reason (a second moment sized for the old weights'
+#: gradients would shrink their steps for hundreds of iterations).
+_WIDEN_EPS = 1e-3
+#: The synthesis convolution weights ``[out, in, k, k]`` whose new input channels start at ``_WIDEN_EPS``
+#: when the generator is widened, and the ToRGB weights among them (scaled by a width-dependent gain).
 _SYNTHESIS_WEIGHT = re.compile(r"synthesis\.b\d+\.(conv0|conv1|torgb)\.weight")
 _TORGB_WEIGHT = re.compile(r"synthesis\.b\d+\.torgb\.weight")
 #: The discriminator weight whose last input channel is the minibatch standard deviation.
 _D_MBSTD_WEIGHT = "conv.weight"
-#: The last discriminator block's weights (8 → 4 px): their new output channels start at zero on widening.
+#: The last discriminator block's weights (8 → 4 px): their new output channels start at ``_WIDEN_EPS``.
 _D_LAST_BLOCK_WEIGHT = re.compile(r"b8\.(conv1|skip)\.(weight|bias)")
 _WIDTHS = ("channel_base", "channel_max", "d_channel_base", "d_channel_max")
 
@@ -97,19 +104,21 @@ class TrainingConfig:
             only the mapping's learning speed is.
         channel_base: Generator channels at resolution r: ``min(channel_base // r, channel_max)`` (and the
             discriminator's, unless ``d_channel_base`` is set). A resumed run that raises it or
-            ``channel_max`` *widens* the generator without changing its function (Net2Net-style, Chen et
+            ``channel_max`` *widens* the generator almost without changing its function (Net2Net-style, Chen et
             al. 2016): old weights are kept, new output channels start from a fresh initialisation, and
-            the weights that read new channels into old ones start at zero (the ToRGB weights are rescaled
-            for their width-dependent gain). The Adam moments of the new entries start at zero (first
-            moment) and at the mean of the old entries (second moment). The discriminator keeps its width
-            unless ``d_channel_base``/``d_channel_max`` change it. Narrowing is refused.
+            the weights that read new channels into old ones start at 0.1% of one (not at zero, which
+            would leave the new channels without gradient under Adam), so the images change slightly at
+            the switch; the ToRGB weights are rescaled for their width-dependent gain. The Adam moments
+            of the new entries start at zero. The discriminator keeps its width unless
+            ``d_channel_base``/``d_channel_max`` change it. Narrowing is refused.
         channel_max: Upper bound on the generator's channels.
         d_channel_base: The discriminator's ``channel_base`` (None: the generator's). A resumed run pins
             it to the width its discriminator was built with; raising it (or ``d_channel_max``) widens the
-            discriminator without changing its logits: old weights are kept and rescaled for their
-            equalized-lr gain ``1 / sqrt(fan_in)``, new output channels start from a fresh
-            initialisation, the weights that read new channels into old ones start at zero, and the
-            minibatch-std channel stays the last input of the 4×4 convolution. Adam moments as above.
+            discriminator in the same way (its logits change slightly): old weights are kept and
+            rescaled for their equalized-lr gain ``1 / sqrt(fan_in)``, new output channels start from a
+            fresh initialisation (those of the last block at 0.1% of one), the weights that read new
+            channels into old ones at 0.1% of one, and the minibatch-std channel stays the last input of
+            the 4×4 convolution. Adam moments as above.
         d_channel_max: The discriminator's ``channel_max`` (None: the generator's).
         batch_size: Images per step (per process).
         lr: Adam learning rate of both networks (betas 0, 0.99, as StyleGAN2).
@@ -261,9 +270,9 @@ def _d_channels(cfg: TrainingConfig) -> dict[int, int]:
 def _widen_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
     """One generator tensor of a narrower run embedded in `fresh` (the wider network's initial value).
 
-    The old entries are kept; a synthesis weight's new *input* channels of old outputs are zeroed so the
-    old channels do not see the new ones; a ToRGB weight's old columns are rescaled for its gain
-    ``1 / sqrt(in_channels)``, so the output is the same.
+    The old entries are kept; a synthesis weight's new *input* channels of old outputs are scaled down to
+    ``_WIDEN_EPS`` of `fresh`, so the old channels barely see the new ones; a ToRGB weight's old columns
+    are rescaled for its gain ``1 / sqrt(in_channels)``, so the output is the same up to O(ε).
     """
     if old.shape == fresh.shape:
         return old.clone()
@@ -271,20 +280,20 @@ def _widen_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Te
         raise ValueError(f"cannot widen {name} from {list(old.shape)} to {list(fresh.shape)}")
     out = fresh.clone()
     if _SYNTHESIS_WEIGHT.fullmatch(name):
-        out[: old.shape[0], old.shape[1] :] = 0
+        out[: old.shape[0], old.shape[1] :] *= _WIDEN_EPS
     scale = math.sqrt(fresh.shape[1] / old.shape[1]) if _TORGB_WEIGHT.fullmatch(name) else 1.0
     out[tuple(slice(0, n) for n in old.shape)] = old * scale
     return out
 
 
 def _widen_moment(name: str, old: torch.Tensor, shape: torch.Size, squared: bool) -> torch.Tensor:
-    """An Adam moment of a widened generator tensor: old entries kept, new ones 0 (first moment) or the
-    old entries' mean (second moment); ToRGB's old columns rescaled like the weights they belong to."""
+    """An Adam moment of a widened generator tensor: old entries kept, new ones 0; ToRGB's old columns
+    rescaled like the weights they belong to."""
     if old.shape == shape:
         return old
     scale = math.sqrt(old.shape[1] / shape[1]) if _TORGB_WEIGHT.fullmatch(name) else 1.0
     old = old * (scale**2 if squared else scale)
-    out = torch.full(shape, float(old.mean()) if squared else 0.0, dtype=old.dtype)
+    out = torch.zeros(shape, dtype=old.dtype)
     out[tuple(slice(0, n) for n in old.shape)] = old
     return out
 
@@ -293,8 +302,8 @@ def _d_columns(name: str, old_in: int, new_in: int) -> tuple[torch.Tensor, torch
     """Where a discriminator weight's old input columns go in the widened weight, and the factor each is
     scaled by: ``sqrt(new_in / old_in)`` for the layer's gain ``1 / sqrt(fan_in)``. The minibatch-std
     channel stays the last input of the 4×4 convolution, and its column is also scaled by
-    ``C_new / C_old``, because that feature averages over ``C`` channels of which the new ones start at
-    zero. (A flattened ``[C, 4, 4]`` input keeps its first ``C·16`` columns.)"""
+    ``C_new / C_old``, because that feature averages over ``C`` channels of which the new ones start
+    near zero. (A flattened ``[C, 4, 4]`` input keeps its first ``C·16`` columns.)"""
     scale = torch.full([old_in], math.sqrt(new_in / old_in))
     if name != _D_MBSTD_WEIGHT:
         return torch.arange(old_in), scale
@@ -305,9 +314,9 @@ def _d_columns(name: str, old_in: int, new_in: int) -> tuple[torch.Tensor, torch
 def _widen_d_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
     """One discriminator tensor of a narrower run embedded in `fresh` (the wider network's initial value).
 
-    Old output channels keep their weights (scaled as :func:`_d_columns` says) and read nothing from new
-    input channels; new output channels keep `fresh`, except those of the last block (the 4×4 features
-    that the minibatch standard deviation averages over), which start at zero.
+    Old output channels keep their weights (scaled as :func:`_d_columns` says) and read new input
+    channels through ``_WIDEN_EPS`` of `fresh`; new output channels keep `fresh`, scaled by ``_WIDEN_EPS``
+    in the last block (the 4×4 features that the minibatch standard deviation averages over).
     """
     if old.shape == fresh.shape:
         return old.clone()
@@ -315,26 +324,26 @@ def _widen_d_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.
         raise ValueError(f"cannot widen {name} from {list(old.shape)} to {list(fresh.shape)}")
     out = fresh.clone()
     if _D_LAST_BLOCK_WEIGHT.fullmatch(name):
-        out[old.shape[0] :] = 0
+        out[old.shape[0] :] *= _WIDEN_EPS
     if old.ndim == 1:  # a bias
         out[: old.shape[0]] = old
         return out
     cols, scale = _d_columns(name, old.shape[1], fresh.shape[1])
-    out[: old.shape[0]] = 0
+    out[: old.shape[0]] *= _WIDEN_EPS
     out[: old.shape[0], cols] = old * scale.reshape(1, -1, *[1] * (old.ndim - 2))
     return out
 
 
 def _widen_d_moment(name: str, old: torch.Tensor, shape: torch.Size, squared: bool) -> torch.Tensor:
     """An Adam moment of a widened discriminator tensor: old entries kept (divided by their weight's
-    scale, as the gradients are), new ones 0 (first moment) or the old entries' mean (second moment)."""
+    scale, as the gradients are), new ones 0."""
     if old.shape == shape:
         return old
     cols = None
     if old.ndim > 1:
         cols, scale = _d_columns(name, old.shape[1], shape[1])
         old = old / scale.reshape(1, -1, *[1] * (old.ndim - 2)) ** (2 if squared else 1)
-    out = torch.full(shape, float(old.mean()) if squared else 0.0, dtype=old.dtype)
+    out = torch.zeros(shape, dtype=old.dtype)
     if cols is None:
         out[: old.shape[0]] = old
     else:

@@ -181,7 +181,8 @@ def test_changing_the_mapping_lr_multiplier_keeps_the_generator(tmp_path):
 
 
 def test_widening_the_generator_keeps_its_images(tmp_path):
-    """A resumed run with more channels keeps the generator's function and the discriminator; it then trains."""
+    """A resumed run with more channels keeps the generator's function (up to ε) and the discriminator; the new
+    channels then learn."""
     torch.set_num_threads(1)
     run = tmp_path / "run"
     first = Trainer(TrainingConfig(**TINY), run_dir=run, device="cpu")  # channels 16/16/8 at 4/8/16 px
@@ -196,15 +197,17 @@ def test_widening_the_generator_keeps_its_images(tmp_path):
     assert t.config.extra["overrides"] == [{"iteration": 2, "channel_base": 256, "channel_max": 32}]
     with torch.no_grad():
         after = [t.G(z, noise_mode="const"), t.G_ema(z, noise_mode="const"), t.D(img)]
-    for a, b in zip(before, after, strict=True):
-        assert torch.allclose(a, b, atol=1e-5)
+    assert torch.equal(before[2], after[2])
+    for a, b in zip(before[:2], after[:2], strict=True):  # the new channels are read through 0.1% weights
+        assert 0 < (a - b).abs().mean() < 5e-3 and (a - b).abs().max() < 0.05
     conv = t.G.synthesis.b16.conv1
-    assert torch.count_nonzero(conv.weight[:8, 8:]) == 0 and torch.count_nonzero(conv.weight[8:]) > 0
+    assert 0 < conv.weight[:8, 8:].abs().max() < 0.01 and conv.weight[8:].abs().max() > 1
     moments = t.opt_g.state[conv.weight]
     assert moments["exp_avg"].shape == conv.weight.shape and torch.count_nonzero(moments["exp_avg"][8:]) == 0
-    assert torch.all(moments["exp_avg_sq"][8:] > 0)
+    assert torch.count_nonzero(moments["exp_avg_sq"][8:]) == 0 and torch.all(moments["exp_avg_sq"][:8, :8] > 0)
+    new_rows = t.G.synthesis.b16.conv0.weight[8:].detach().clone()
     t.train(iterations=3, checkpoint_every=100)
-    assert torch.count_nonzero(t.G.synthesis.b16.conv1.weight[:8, 8:]) > 0  # the new channels get used
+    assert not torch.equal(t.G.synthesis.b16.conv0.weight[8:], new_rows)  # the new channels learn
     resumed = Trainer(TrainingConfig(), run_dir=run, device="cpu")
     assert resumed.iteration == 3 and resumed.G.synthesis.b16.torgb.weight.shape[1] == 16
     # Narrowing is refused before anything is written.
@@ -234,20 +237,22 @@ def test_widening_the_discriminator_keeps_its_logits(tmp_path):
     assert t.config.extra["overrides"] == [{"iteration": 2, **widths}]
     with torch.no_grad():
         after = [t.D(img), t.D.aux(t.D.features(img)), t.G_ema(z, noise_mode="const")]
-    for a, b in zip(before, after, strict=True):  # the new 4x4 channels' std is sqrt(1e-8), not 0
-        assert torch.allclose(a, b, atol=1e-4)
+    assert torch.equal(before[2], after[2])
+    for a, b in zip(before[:2], after[:2], strict=True):  # the new channels are read through 0.1% weights
+        assert 0 < (a - b).abs().mean() < 5e-3 and (a - b).abs().max() < 0.05
     # The minibatch-std channel stays the last input of the 4x4 conv (scaled by 32 / 16 channels, as it now
-    # averages over twice as many, of which the new ones start at zero); old outputs read no new channels.
+    # averages over twice as many, of which the new ones start near zero); old outputs barely read new ones.
     old_w = first.D.conv.weight * first.D.conv.weight_gain
     new_w = t.D.conv.weight * t.D.conv.weight_gain
     assert torch.allclose(new_w[:16, :16], old_w[:, :16]) and torch.allclose(new_w[:16, 32], 2 * old_w[:, 16])
-    assert torch.count_nonzero(t.D.b8.conv1.weight[16:]) == 0 and torch.count_nonzero(t.D.b8.skip.weight[16:]) == 0
-    assert torch.count_nonzero(new_w[:16, 16:32]) == 0 and torch.count_nonzero(t.D.fc.weight[:16, 256:]) == 0
+    assert 0 < t.D.conv.weight[:16, 16:32].abs().max() < 0.01 and 0 < t.D.fc.weight[:16, 256:].abs().max() < 0.01
+    assert 0 < t.D.b8.conv1.weight[16:].abs().max() < 0.01 and t.D.b16.conv0.weight[8:].abs().max() > 1
     moments = t.opt_d.state[t.D.conv.weight]
     assert moments["exp_avg"].shape == t.D.conv.weight.shape and torch.count_nonzero(moments["exp_avg"][16:]) == 0
-    assert torch.all(moments["exp_avg_sq"][16:] > 0)
+    assert torch.count_nonzero(moments["exp_avg_sq"][16:]) == 0
+    new_rows = t.D.b16.conv0.weight[8:].detach().clone()
     t.train(iterations=3, checkpoint_every=100)
-    assert torch.count_nonzero(t.D.fc.weight[:16, 256:]) > 0  # the new channels get used
+    assert not torch.equal(t.D.b16.conv0.weight[8:], new_rows)  # the new channels learn
     resumed = Trainer(TrainingConfig(), run_dir=run, device="cpu")
     assert resumed.iteration == 3 and resumed.D.out.weight.shape == (1, 32)
     assert (resumed.config.d_channel_base, resumed.config.d_channel_max) == (256, 32)
