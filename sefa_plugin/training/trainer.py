@@ -487,7 +487,7 @@ class Trainer:
                 d_channel_base=_or(config.d_channel_base, saved_config.channel_base),
                 d_channel_max=_or(config.d_channel_max, saved_config.channel_max),
             )
-        widened = d_widened = False
+        widened_nets = set()
         for net, channels, keys in (
             ("generator", _channels, "`channel_base`/`channel_max`"),
             ("discriminator", _d_channels, "`d_channel_base`/`d_channel_max`"),
@@ -501,7 +501,8 @@ class Trainer:
                     f"resolution from {old_ch} to {new_ch}."
                 )
             logger.info("Widening the %s at iteration %d: channels %s -> %s", net, state["iteration"], old_ch, new_ch)
-            widened, d_widened = (True, d_widened) if net == "generator" else (widened, True)
+            widened_nets.add(net)
+        widened, d_widened = "generator" in widened_nets, "discriminator" in widened_nets
         for key in _LOSS_WEIGHTS:
             value = getattr(config, key)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
