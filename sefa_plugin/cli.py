@@ -235,15 +235,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training import Trainer, TrainingConfig
     from .training.trainer import RESUME_OVERRIDABLE
 
-    widths = {
+    given = {  # flags without a default of their own: the configuration's defaults apply
         k: getattr(args, k)
-        for k in ("channel_base", "channel_max", "d_channel_base", "d_channel_max")
+        for k in ("batch_size", "channel_base", "channel_max", "d_channel_base", "d_channel_max")
         if getattr(args, k) is not None
     }
     cfg = TrainingConfig(
         resolution=args.resolution,
-        batch_size=args.batch_size,
-        **widths,
+        **given,
         z_dim=args.z_dim,
         w_dim=args.w_dim,
         mapping_layers=args.mapping_layers,
@@ -602,7 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, help="checkpoint folder; training resumes from it")
     p.add_argument("--iterations", type=int, required=True, help="total iterations to reach")
     p.add_argument("--resolution", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per step and process (default 32); on resume, a new value applies from then on",
+    )
     p.add_argument(
         "--channel-base",
         type=int,

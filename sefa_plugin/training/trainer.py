@@ -44,6 +44,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 #: Settings that may change when a run resumes (``Trainer(..., overrides=...)``); the others fix the
 #: architecture, the data or the lazy-regularisation schedule that the optimizer states were built for.
 RESUME_OVERRIDABLE = (
+    "batch_size",
     "channel_base",
     "channel_max",
     "d_channel_base",
@@ -120,7 +121,8 @@ class TrainingConfig:
             channels into old ones at 0.1% of one, and the minibatch-std channel stays the last input of
             the 4×4 convolution. Adam moments as above.
         d_channel_max: The discriminator's ``channel_max`` (None: the generator's).
-        batch_size: Images per step (per process).
+        batch_size: Images per step (per process); a resumed run may change it (the EMA half-life and
+            the automatic R1 γ follow it; the learning rate does not).
         lr: Adam learning rate of both networks (betas 0, 0.99, as StyleGAN2).
         r1_gamma: R1 weight; None picks StyleGAN2-ADA's heuristic ``0.0002 · resolution² / batch_size``.
         r1_interval: Lazy R1: apply every this many steps.
@@ -475,7 +477,7 @@ class Trainer:
             history = [*config.extra.get("overrides", []), {"iteration": at, **changed}]
             config = replace(config, **changed, extra={**config.extra, "overrides": history})
             logger.info("Settings from iteration %d on: %s", at, changed)
-        for key in _WIDTHS:
+        for key in ("batch_size", *_WIDTHS):
             value = getattr(config, key)
             if value is None and key.startswith("d_"):
                 continue

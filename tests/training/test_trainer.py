@@ -144,6 +144,13 @@ def test_resume_with_overrides(tmp_path):
     assert again.config.lr == 0.001 and again.config.r1_gamma is None
     assert [o["iteration"] for o in again.config.extra["overrides"]] == [2, 3]
     assert again.opt_d.param_groups[0]["lr"] == pytest.approx(0.001 * 2 / 3)
+    # The batch size may change too: the images per step follow.
+    bigger = Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"batch_size": 8})
+    seen = bigger.images_seen
+    bigger.train(iterations=4, checkpoint_every=100)
+    assert bigger.images_seen == seen + 8 and bigger.config.extra["overrides"][-1] == {"iteration": 3, "batch_size": 8}
+    with pytest.raises(ValueError, match=r"`batch_size` must be a positive integer"):
+        Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"batch_size": 2.5})
     with pytest.raises(ValueError, match=r"overrides.*allowed"):
         Trainer(TrainingConfig(), run_dir=run, device="cpu", overrides={"resolution": 32})
     with pytest.raises(ValueError, match=r"overrides\['lr'\]"):
