@@ -24,6 +24,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -269,6 +270,28 @@ def _d_channels(cfg: TrainingConfig) -> dict[int, int]:
     return {r: min(base // r, cap) for r in resolutions}
 
 
+def _unchanged_by_widening(name: str, old: torch.Tensor, fresh: torch.Tensor) -> bool:
+    """Whether a tensor keeps its shape when its network is widened; raises if `fresh` is not a widening."""
+    if old.shape == fresh.shape:
+        return True
+    if old.ndim != fresh.ndim or any(o > f for o, f in zip(old.shape, fresh.shape, strict=True)):
+        raise ValueError(f"cannot widen {name} from {list(old.shape)} to {list(fresh.shape)}")
+    return False
+
+
+def _widen_adam_state(
+    opt_state: dict,
+    module: torch.nn.Module,
+    widen_moment: Callable[[str, torch.Tensor, torch.Size, bool], torch.Tensor],
+) -> None:
+    """Widen, in place, the Adam moments of a saved optimizer state to `module`'s (wider) parameters."""
+    params = list(module.named_parameters())
+    for index, moments in opt_state["state"].items():
+        name, param = params[index]
+        for key, squared in (("exp_avg", False), ("exp_avg_sq", True)):
+            moments[key] = widen_moment(name, moments[key], param.shape, squared)
+
+
 def _widen_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
     """One generator tensor of a narrower run embedded in `fresh` (the wider network's initial value).
 
@@ -276,10 +299,8 @@ def _widen_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Te
     ``_WIDEN_EPS`` of `fresh`, so the old channels barely see the new ones; a ToRGB weight's old columns
     are rescaled for its gain ``1 / sqrt(in_channels)``, so the output is the same up to O(ε).
     """
-    if old.shape == fresh.shape:
+    if _unchanged_by_widening(name, old, fresh):
         return old.clone()
-    if old.ndim != fresh.ndim or any(o > f for o, f in zip(old.shape, fresh.shape, strict=True)):
-        raise ValueError(f"cannot widen {name} from {list(old.shape)} to {list(fresh.shape)}")
     out = fresh.clone()
     if _SYNTHESIS_WEIGHT.fullmatch(name):
         out[: old.shape[0], old.shape[1] :] *= _WIDEN_EPS
@@ -320,10 +341,8 @@ def _widen_d_tensor(name: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.
     channels through ``_WIDEN_EPS`` of `fresh`; new output channels keep `fresh`, scaled by ``_WIDEN_EPS``
     in the last block (the 4×4 features that the minibatch standard deviation averages over).
     """
-    if old.shape == fresh.shape:
+    if _unchanged_by_widening(name, old, fresh):
         return old.clone()
-    if old.ndim != fresh.ndim or any(o > f for o, f in zip(old.shape, fresh.shape, strict=True)):
-        raise ValueError(f"cannot widen {name} from {list(old.shape)} to {list(fresh.shape)}")
     out = fresh.clone()
     if _D_LAST_BLOCK_WEIGHT.fullmatch(name):
         out[old.shape[0] :] *= _WIDEN_EPS
@@ -553,11 +572,7 @@ class Trainer:
                 fresh = self.G.state_dict()
                 g_state = {k: _widen_tensor(k, v, fresh[k]) for k, v in g_state.items()}
                 ema_state = {k: _widen_tensor(k, v, fresh[k]) for k, v in ema_state.items()}
-                params = list(self.G.named_parameters())
-                for index, moments in state["opt_G"]["state"].items():
-                    name, param = params[index]
-                    for key, squared in (("exp_avg", False), ("exp_avg_sq", True)):
-                        moments[key] = _widen_moment(name, moments[key], param.shape, squared)
+                _widen_adam_state(state["opt_G"], self.G, _widen_moment)
             old_mult, new_mult = saved_mapping_mult, config.mapping_lr_multiplier
             self.G.load_state_dict(_rescale_mapping(g_state, old_mult, new_mult))
             self.G_ema.load_state_dict(_rescale_mapping(ema_state, old_mult, new_mult))
@@ -572,11 +587,7 @@ class Trainer:
             if d_widened:
                 fresh = self.D.state_dict()
                 d_state = {k: _widen_d_tensor(k, v, fresh[k]) if k in fresh else v for k, v in d_state.items()}
-                params = list(self.D.named_parameters())
-                for index, moments in state["opt_D"]["state"].items():
-                    name, param = params[index]
-                    for key, squared in (("exp_avg", False), ("exp_avg_sq", True)):
-                        moments[key] = _widen_d_moment(name, moments[key], param.shape, squared)
+                _widen_adam_state(state["opt_D"], self.D, _widen_d_moment)
             missing, unexpected = self.D.load_state_dict(d_state, strict=False)
             if unexpected or any(not k.startswith("aux.") for k in missing):
                 raise RuntimeError(f"{ckpt_path}: discriminator weights do not match ({missing + unexpected})")
