@@ -69,7 +69,8 @@ class FactorPredictor(ModelMixin, ConfigMixin):
 
     Args:
         img_resolution: Side of the (square) input images in pixels; other sizes are refused.
-        img_channels: Channels of the input images (3 for RGB), values in [-1, 1].
+        img_channels: Channels of the input images (3 for RGB), values in [-1, 1] (values outside are
+            clamped: a generator's raw output overshoots a little, and the image a user sees is clamped).
         channels: Output channels of the convolution stages (each halves the resolution).
         feature_dim: Size of the pooled embedding returned by :meth:`features`.
         factor_names: The factors to predict, in order.
@@ -232,6 +233,9 @@ class FactorPredictor(ModelMixin, ConfigMixin):
 
     # ----------------------------------------------------------------------------------- model
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
+        # A generator's raw output overshoots [-1, 1] a little; score the image a user sees (clamped,
+        # as when it is saved or shown), not pixels that never reach the screen.
+        images = images.clamp(-1.0, 1.0)
         x = torch.cat([images, self.coord_grid.to(images.dtype).expand(images.shape[0], -1, -1, -1)], dim=1)
         x = self.trunk(x).mean(dim=(2, 3))
         return F.relu(self.embed(x))
@@ -240,7 +244,8 @@ class FactorPredictor(ModelMixin, ConfigMixin):
         """The pooled embedding ``[N, feature_dim]`` (used for Fréchet distances).
 
         Args:
-            images: ``[N, img_channels, img_resolution, img_resolution]`` in [-1, 1].
+            images: ``[N, img_channels, img_resolution, img_resolution]`` in [-1, 1] (values outside
+                are clamped, as in every method that reads images).
             batch_size: When given, run in chunks of this size without gradients (large sets); when
                 ``None`` (default) run in one differentiable pass.
 

@@ -53,6 +53,16 @@ def test_predict_units(tiny):
     assert tiny.factor_vector(torch.zeros(0, 3, 64, 64)).shape == (0, 14)
 
 
+def test_overshooting_pixels_are_scored_as_shown(tiny):
+    # A generator's raw output leaves [-1, 1] a little; the predictor scores the clamped image.
+    images = torch.randn(4, 3, 64, 64) * 1.5
+    assert (images.abs() > 1).any()
+    clamped = images.clamp(-1, 1)
+    torch.testing.assert_close(tiny.features(images), tiny.features(clamped))
+    for key, value in tiny.predict(images).items():
+        torch.testing.assert_close(value, tiny.predict(clamped)[key], msg=key)
+
+
 def test_decode_inverts_targets(tiny):
     batch = render_scenes(range(50), seed=5, resolution=16)
     targets = tiny.encode_targets(batch.factors)
