@@ -27,7 +27,6 @@ from sefa_plugin.editor import (
     LAYER_PRESETS,
     MAX_SEED,
     EditorSession,
-    default_truncation,
     describe_error,
     layer_spec,
 )
@@ -158,7 +157,7 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
                 session.compute_directions(
                     method, layers=layer_spec(preset, custom_layers), num_directions=int(k), num_samples=gs_samples
                 )
-            new_psi = psi if session.pipe is previous else default_truncation(session.pipe)
+            new_psi = psi if session.pipe is previous else session.pipe.default_truncation_psi
             image = session.render(seed, new_psi, int(n))
         except Exception as err:
             return (session, _error(err), *skip)

@@ -7,9 +7,8 @@
 4
 """
 
-from pathlib import Path as _Path
-
 from .directions.container import Directions, DirectionsMismatchError
+from .embedded import DEFAULT_MODEL, DEFAULT_PREDICTOR
 from .models import EditableGenerator, StyleGAN2Generator
 from .pipelines import (
     BoundaryPipeline,
@@ -21,11 +20,6 @@ from .pipelines import (
     SefaPipeline,
 )
 
-_ASSETS = _Path(__file__).resolve().parent / "assets"
-#: The embedded default: a 64×64 StyleGAN2 trained by this project on procedural scenes (a pipeline folder).
-DEFAULT_MODEL = str(_ASSETS / "stylegan2-shapes64")
-#: The factor predictor shipped with the embedded model (a ``FactorPredictor`` folder).
-DEFAULT_PREDICTOR = str(_ASSETS / "predictor")
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .directions.container import Directions
-from .utils.images import make_grid, save_gif, save_image_atomic
+from .evaluation.labels import DirectionLabel
+from .utils.images import save_gif, save_image_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +26,14 @@ class DemoReport:
 
     Attributes:
         directions: The SeFa directions (labels filled in from the predictor when available).
-        factors: For each direction, ``(factor label, share of the total change)`` or None.
+        factors: For each direction, what it changes (:class:`~sefa_plugin.evaluation.labels.DirectionLabel`),
+            or None when the model is not the embedded one.
         files: Paths written.
         seconds: Wall time.
     """
 
     directions: Directions
-    factors: list[tuple[str, float] | None]
+    factors: list[DirectionLabel | None]
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -41,7 +41,7 @@ class DemoReport:
         out = []
         for i, fac in enumerate(self.factors):
             ev = float(self.directions.values[i]) if self.directions.values is not None else float("nan")
-            what = f"{fac[0]} ({fac[1]:.2f})" if fac else "no factor predictor for this model"
+            what = str(fac) if fac else "no factor predictor for this model"
             out.append(f"direction {i}: {what}  [eigenvalue {ev:.3f}]")
         out += [f"wrote {name}: {path}" for name, path in self.files.items()]
         out.append(f"done in {self.seconds:.1f} s")
@@ -65,9 +65,9 @@ def run_demo(
     >>> print(report.lines()[0])  # doctest: +SKIP
     direction 0: object hue (0.61)  [eigenvalue 12.345]
     """
-    from . import DEFAULT_MODEL, DEFAULT_PREDICTOR
+    from .embedded import DEFAULT_MODEL, DEFAULT_PREDICTOR
+    from .evaluation.labels import label_directions
     from .evaluation.predictor import FactorPredictor
-    from .evaluation.rescoring import FACTOR_LABELS, rescore_directions
     from .pipelines import SefaPipeline
 
     t0 = time.perf_counter()
@@ -81,22 +81,15 @@ def run_demo(
     pipe = SefaPipeline.from_pretrained(model or DEFAULT_MODEL)
     pipe.set_progress_bar_config(disable=True)
     directions = pipe.factorize(layers=layers, num_directions=num_directions)
-    factors: list[tuple[str, float] | None] = [None] * len(directions)
+    factors: list[DirectionLabel | None] = [None] * len(directions)
     if model is None:  # the predictor knows the embedded model's scenes only
         predictor = FactorPredictor.from_pretrained(DEFAULT_PREDICTOR)
-        result = rescore_directions(pipe, directions, predictor, num_samples=num_label_samples, seed=1000)
-        for i in range(len(directions)):
-            name, share = result.top_factor(i)
-            factors[i] = (FACTOR_LABELS[name], share)
-            directions.labels[i] = FACTOR_LABELS[name]
-    grid = pipe.direction_grid(directions, seed=seed, num_steps=7)
-    lo, hi = directions.strength_range
-    frames = []
-    for s in np.linspace(lo, hi, 16):
-        row = [
-            pipe(seeds=[seed], directions=directions, index=i, strengths=[s]).images[0] for i in range(len(directions))
-        ]
-        frames.append(make_grid(row, nrow=len(row)))
+        factors = list(label_directions(pipe, directions, predictor, num_samples=num_label_samples))
+        for i, found in enumerate(factors):
+            directions.labels[i] = found.label
+    psi = pipe.default_truncation_psi
+    grid = pipe.direction_grid(directions, seed=seed, num_steps=7, truncation_psi=psi)
+    frames = pipe.walk_frames(directions, indices=range(len(directions)), seeds=[seed], truncation_psi=psi)
     files = {
         "grid": save_image_atomic(grid, out / "directions_grid.png", what="out_dir"),
         "gif": save_gif(frames, out / "directions_walk.gif", what="out_dir"),

@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import PIL.Image
 import torch
 
@@ -41,7 +40,8 @@ from .directions.container import Directions, DirectionsMismatchError
 from .directions.layers import GROUP_NAMES, parse_layers
 from .pipelines.base import GANPipeline
 from .pipelines.sefa import SefaPipeline
-from .utils.images import make_grid, save_gif, save_image_atomic, to_pil
+from .utils.errors import argument_names
+from .utils.images import make_grid, save_gif, save_image_atomic
 
 try:  # GANSpace is optional: the editor offers it only when its pipeline imports.
     from .pipelines.ganspace import GANSpacePipeline
@@ -55,8 +55,6 @@ __all__ = [
     "LAYER_PRESETS",
     "METHODS",
     "EditorSession",
-    "combine_edits",
-    "default_truncation",
     "describe_error",
     "is_embedded_model",
     "layer_spec",
@@ -75,6 +73,8 @@ EMBEDDED_NAMES = ("", "embedded", "default")
 #: Checkpoint suffixes converted with :func:`sefa_plugin.convert.convert_checkpoint`.
 CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth")
 MAX_SEED = 2**32 - 1
+#: The editor's words for the pipeline's arguments (its sliders are the per-direction `strengths`).
+EDITOR_NAMES = {"edit_strengths": "strengths", "indices": "index"}
 
 _PIPELINES: OrderedDict[tuple, GANPipeline] = OrderedDict()
 _PIPELINES_LOCK = threading.Lock()
@@ -125,14 +125,9 @@ def layer_spec(preset: str, custom: str | None = None) -> str:
     return text
 
 
-def default_truncation(pipe: GANPipeline) -> float:
-    """Default truncation: 0.7 for style-based (W+) generators, 1 for z-input generators."""
-    return 0.7 if pipe.generator.latent_space == "w+" else 1.0
-
-
 def is_embedded_model(source: str | os.PathLike | None) -> bool:
     """Whether `source` names the embedded default model."""
-    from . import DEFAULT_MODEL
+    from .embedded import DEFAULT_MODEL
 
     if source is None or str(source).strip() in EMBEDDED_NAMES:
         return True
@@ -140,34 +135,6 @@ def is_embedded_model(source: str | os.PathLike | None) -> bool:
         return Path(source).resolve() == Path(DEFAULT_MODEL).resolve()
     except OSError:  # pragma: no cover - unusual paths
         return False
-
-
-def combine_edits(
-    directions: Directions,
-    latents: torch.Tensor,
-    strengths: Sequence[float],
-    layers: Sequence[int] | None = None,
-) -> torch.Tensor:
-    """Move latents ``[N, num_ws, D]`` along several directions at once.
-
-    Direction ``i`` adds ``strengths[i] · vectors[i]`` on its layers (the directions' own layers, or
-    `layers`); zero strengths are skipped. Strengths beyond ``len(strengths)`` count as zero.
-
-    Example:
-
-    >>> import torch
-    >>> d = Directions(vectors=torch.eye(3)[:2], method="coordinate", latent_space="w+", layers=[0, 1])
-    >>> combine_edits(d, torch.zeros(1, 2, 3), [1.0, -2.0])[0, 0].tolist()
-    [1.0, -2.0, 0.0]
-    """
-    strengths = [float(s) for s in strengths]
-    if len(strengths) > len(directions):
-        raise ValueError(f"`strengths` has {len(strengths)} entries for {len(directions)} directions.")
-    out = latents
-    for i, s in enumerate(strengths):
-        if s != 0.0:
-            out = directions.edit(out, i, s, layers=layers)
-    return out
 
 
 def describe_error(err: BaseException) -> str:
@@ -230,7 +197,7 @@ def load_pipeline(
     Returns:
         A :class:`~sefa_plugin.pipelines.SefaPipeline` (progress bars off).
     """
-    from . import DEFAULT_MODEL
+    from .embedded import DEFAULT_MODEL
 
     source = str(model).strip() if model is not None else ""
     if source in EMBEDDED_NAMES:
@@ -284,7 +251,7 @@ def _load_predictor() -> Any | None:
     with _PREDICTOR_LOCK:
         if "predictor" not in _PREDICTOR:
             try:
-                from . import DEFAULT_PREDICTOR
+                from .embedded import DEFAULT_PREDICTOR
                 from .evaluation.predictor import FactorPredictor
 
                 # A missing folder would make diffusers look for a Hub repo of that name: check first.
@@ -295,17 +262,6 @@ def _load_predictor() -> Any | None:
                 logger.info("No label suggestions: the factor predictor is unavailable (%s).", err)
                 _PREDICTOR["predictor"] = None
         return _PREDICTOR["predictor"]
-
-
-def _rescore_labels(
-    pipe: GANPipeline, directions: Directions, predictor: Any, num_samples: int, strength: float
-) -> list[tuple[str, float] | None]:
-    from .evaluation.rescoring import FACTOR_LABELS, rescore_directions
-
-    result = rescore_directions(pipe, directions, predictor, num_samples=num_samples, strength=strength, seed=1000)
-    return [
-        (FACTOR_LABELS.get(name, name), share) for name, share in (result.top_factor(i) for i in range(len(directions)))
-    ]
 
 
 # ---------------------------------------------------------------------------------------------- session
@@ -432,18 +388,13 @@ class EditorSession:
         g = self.pipe.generator
         idx = parse_layers(layers, g.num_ws, g.layer_groups())
         k = int(num_directions)
-        if not 1 <= k <= g.latent_dim:
-            raise ValueError(f"`num_directions` must be in [1, {g.latent_dim}], got {num_directions!r}.")
         if method == "sefa":
-            pipe = self.pipe if isinstance(self.pipe, SefaPipeline) else SefaPipeline(generator=g)
-            pipe.source = self.pipe.source
+            pipe = self.pipe if isinstance(self.pipe, SefaPipeline) else SefaPipeline.from_pipe(self.pipe)
             directions = pipe.factorize(layers=idx, num_directions=k)
         elif method == "ganspace" and GANSPACE_AVAILABLE:
             if isinstance(num_samples, bool) or int(num_samples) < max(k, 2):
                 raise ValueError(f"`num_samples` must be an int ≥ {max(k, 2)}, got {num_samples!r}.")
-            pipe = GANSpacePipeline(generator=g)
-            pipe.source = self.pipe.source
-            pipe.set_progress_bar_config(disable=True)
+            pipe = GANSpacePipeline.from_pipe(self.pipe)
             directions = pipe.fit(
                 num_samples=int(num_samples),
                 num_components=k,
@@ -490,24 +441,27 @@ class EditorSession:
             raise ValueError("No directions yet: compute directions or load a direction repo first.")
         return self.directions
 
-    def suggest_labels(self, num_samples: int = 8, strength: float | None = None) -> list[tuple[str, float] | None]:
-        """Per direction, the factor the predictor sees change most and its share (embedded model only).
+    def suggest_labels(self, num_samples: int = 32, strength: float | None = None) -> list[tuple[str, float] | None]:
+        """Per direction, its label and the labelled factor's share (embedded model only).
 
-        Returns a list of None when the model is not the embedded one or no predictor is available.
+        The labels are :func:`~sefa_plugin.evaluation.labels.label_directions`'s, as ``sefa demo`` prints them
+        (``"mixed (…)"`` when no factor holds half of the change). Returns a list of None when the model is not
+        the embedded one or no predictor is available.
         """
         directions = self.require_directions()
         suggestions: list[tuple[str, float] | None] = [None] * len(directions)
         predictor = _load_predictor() if self.is_embedded else None
         if predictor is not None:
-            if strength is None:
-                strength = 0.6 * max(abs(v) for v in directions.strength_range)
             # Every visitor of the hosted editor starts on the same directions: score them once.
             digest = hashlib.sha256(directions.vectors.numpy().tobytes()).hexdigest()
-            key = (id(self.pipe), id(predictor), digest, tuple(directions.layers), int(num_samples), float(strength))
+            key = (id(self.pipe), id(predictor), digest, tuple(directions.layers), int(num_samples), strength)
             with _SUGGESTIONS_LOCK:
                 cached = _SUGGESTIONS.get(key)
             if cached is None:
-                cached = _rescore_labels(self.pipe, directions, predictor, num_samples, strength)
+                from .evaluation.labels import label_directions
+
+                found = label_directions(self.pipe, directions, predictor, num_samples=num_samples, strength=strength)
+                cached = [(lab.label, lab.share) for lab in found]
                 with _SUGGESTIONS_LOCK:
                     _SUGGESTIONS[key] = cached
                     while len(_SUGGESTIONS) > 64:
@@ -539,8 +493,6 @@ class EditorSession:
         if seed + num_samples - 1 > MAX_SEED:
             raise ValueError(f"`seed` must be at most {MAX_SEED - num_samples + 1} for {num_samples} samples.")
         psi = float(truncation_psi)
-        if not math.isfinite(psi):
-            raise ValueError(f"`truncation_psi` must be a finite number, got {truncation_psi!r}.")
         class_label = self.class_label
         key = (id(self.pipe), seed, psi, num_samples, class_label)
         with self._lock:
@@ -548,27 +500,33 @@ class EditorSession:
             if cached is not None:
                 self._latents.move_to_end(key)
                 return cached
-        g = self.pipe.generator
-        with torch.no_grad():
-            z = g.z_from_seeds(list(range(seed, seed + num_samples)))
-            c = self.pipe.class_vector(class_label, num_samples)
-            latents = g.sample_latents(z, c=c, truncation_psi=psi)
+        latents, _ = self.pipe.base_latents(
+            seeds=list(range(seed, seed + num_samples)), truncation_psi=psi, class_label=class_label
+        )
         with self._lock:
             self._latents[key] = latents
             while len(self._latents) > self.latent_cache_size:
                 self._latents.popitem(last=False)
         return latents
 
+    def _edits(self, strengths: Sequence[float | None] | None) -> tuple[Directions | None, list[float]]:
+        """The directions and the slider strengths for them (the UI has more sliders than directions)."""
+        values = [0.0 if s is None else float(s) for s in (strengths or [])]
+        if not any(values):
+            return self.directions, []
+        directions = self.require_directions()
+        return directions, values[: len(directions)]
+
     def edited_latents(
         self, seed: int, truncation_psi: float, num_samples: int, strengths: Sequence[float]
     ) -> torch.Tensor:
-        """Base latents moved by ``Σ strengths[i] · n_i`` (see :func:`combine_edits`)."""
+        """Base latents moved by ``Σ strengths[i] · n_i`` (see :meth:`Directions.edit_many`)."""
         base = self.base_latents(seed, truncation_psi, num_samples)
-        strengths = _finite(strengths)
-        if not any(strengths):
+        directions, current = self._edits(strengths)
+        if not current:
             return base
-        directions = self.require_directions()
-        return combine_edits(directions, base, strengths[: len(directions)])
+        with argument_names(EDITOR_NAMES):
+            return self.pipe.edit_latents(base, directions, edit_strengths=current)
 
     def render(
         self,
@@ -588,15 +546,10 @@ class EditorSession:
         Returns:
             One PIL image: the samples in a row (2-pixel white gaps when there are several).
         """
-        latents = self.edited_latents(seed, truncation_psi, num_samples, strengths)
-        return self._row(latents)
-
-    def _synthesize(self, latents: torch.Tensor) -> list[PIL.Image.Image]:
-        with torch.no_grad():
-            return to_pil(self.pipe.generator.synthesize(latents, noise_mode="const"))
-
-    def _row(self, latents: torch.Tensor) -> PIL.Image.Image:
-        images = self._synthesize(latents)
+        base = self.base_latents(seed, truncation_psi, num_samples)
+        directions, current = self._edits(strengths)
+        with argument_names(EDITOR_NAMES):
+            images = self.pipe(latents=base, directions=directions if current else None, edit_strengths=current).images
         return images[0] if len(images) == 1 else make_grid(images, nrow=len(images))
 
     def direction_grid(
@@ -613,18 +566,12 @@ class EditorSession:
         from the image on screen.
         """
         directions = self.require_directions()
-        current = _finite(strengths)[: len(directions)]
-        current += [0.0] * (len(directions) - len(current))
-        indices = range(len(directions)) if indices is None else [int(i) for i in indices]
+        _, current = self._edits(strengths)
         base = self.base_latents(seed, truncation_psi, 1)
-        steps = np.linspace(*directions.strength_range, int(num_steps)).tolist()
-        rows = []
-        for i in indices:
-            for t in steps:
-                s = list(current)
-                s[i] = t
-                rows.append(combine_edits(directions, base, s))
-        return make_grid(self._synthesize(torch.cat(rows)), nrow=len(steps))
+        with argument_names(EDITOR_NAMES):
+            return self.pipe.direction_grid(
+                directions, indices=indices, num_steps=int(num_steps), latents=base, edit_strengths=current
+            )
 
     def walk_frames(
         self,
@@ -637,18 +584,14 @@ class EditorSession:
     ) -> list[PIL.Image.Image]:
         """Frames of a walk along direction `index` over ``strength_range``, the other strengths held."""
         directions = self.require_directions()
-        index = directions._check_index(int(index))
         if not 2 <= int(num_frames) <= 120:
             raise ValueError(f"`num_frames` must be in [2, 120], got {num_frames!r}.")
-        current = _finite(strengths)[: len(directions)]
-        current += [0.0] * (len(directions) - len(current))
+        _, current = self._edits(strengths)
         base = self.base_latents(seed, truncation_psi, num_samples)
-        frames = []
-        for t in np.linspace(*directions.strength_range, int(num_frames)).tolist():
-            s = list(current)
-            s[index] = t
-            frames.append(self._row(combine_edits(directions, base, s)))
-        return frames
+        with argument_names(EDITOR_NAMES):
+            return self.pipe.walk_frames(
+                directions, indices=int(index), num_frames=int(num_frames), latents=base, edit_strengths=current
+            )
 
     # ------------------------------------------------------------------ export and sharing
     @property
@@ -686,7 +629,7 @@ class EditorSession:
             self.set_labels(labels)
         folder = Path(folder) if folder is not None else self.workdir / "directions"
         if preview is None:
-            preview = self.direction_grid(seed=0, truncation_psi=default_truncation(self.pipe), num_steps=5)
+            preview = self.direction_grid(seed=0, truncation_psi=self.pipe.default_truncation_psi, num_steps=5)
         return directions.save_pretrained(folder, preview=preview)
 
     def push_to_hub(
@@ -712,7 +655,7 @@ class EditorSession:
         if labels is not None:
             self.set_labels(labels)
         if preview is None:
-            preview = self.direction_grid(seed=0, truncation_psi=default_truncation(self.pipe), num_steps=5)
+            preview = self.direction_grid(seed=0, truncation_psi=self.pipe.default_truncation_psi, num_steps=5)
         url = directions.push_to_hub(repo, token=token or None, private=private, preview=preview)
         logger.info("Pushed %d directions to %s", len(directions), repo)
         return url
@@ -722,11 +665,3 @@ class EditorSession:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
-
-
-def _finite(strengths: Sequence[float] | None) -> list[float]:
-    values = [0.0 if s is None else float(s) for s in (strengths or [])]
-    bad = [s for s in values if not math.isfinite(s)]
-    if bad:
-        raise ValueError(f"`strengths` must be finite numbers, got {bad[0]}.")
-    return values

@@ -63,8 +63,8 @@ def test_factorize_edit_push(model_dir, tmp_path, hub_env, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["factorize", "{model}", "--layers", "9-1", "--out", "{tmp}/x"], "`layers`"),
-        (["factorize", "{model}", "-k", "99", "--out", "{tmp}/x"], "`num_directions`"),
+        (["factorize", "{model}", "--layers", "9-1", "--out", "{tmp}/x"], "`--layers`"),
+        (["factorize", "{model}", "-k", "99", "--out", "{tmp}/x"], "`-k`"),
         (["factorize", "{tmp}/not-a-model", "--out", "{tmp}/x"], "model_index.json"),
         (["edit", "{model}", "--directions", "{tmp}/none", "--out", "{tmp}/g.png"], "pretrained_directions"),
     ],

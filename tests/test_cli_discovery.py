@@ -43,7 +43,7 @@ def test_ganspace_command(model_dir, tmp_path, capsys):
 def test_ganspace_command_rejects_too_many_components(model_dir, tmp_path, capsys):
     rc = main(["ganspace", model_dir, "--num-samples", "100", "-k", "99", "--out", str(tmp_path / "x")])
     assert rc == 2
-    assert "`num_components` must be an int in [1, 16]" in capsys.readouterr().err
+    assert "`-k` must be an int in [1, 16]" in capsys.readouterr().err
 
 
 def test_boundary_command_with_a_predictor(model_dir, tmp_path, capsys):
@@ -74,7 +74,7 @@ def test_boundary_command_with_scores_file(model_dir, tmp_path, capsys):
     assert d.labels == ["mine"] and float(d.vectors[0] @ normal) > 0.98
     rc = main(["boundary", model_dir, "--scores", str(tmp_path / "scores.npy"), "--num-samples", "1000",
                "--ratio", "0.005", "--no-preview", "--out", str(tmp_path / "c")])  # fmt: skip
-    assert rc == 2 and "`num_samples` × `ratio`" in capsys.readouterr().err
+    assert rc == 2 and "`--num-samples` × `--ratio`" in capsys.readouterr().err
 
 
 def test_import_command(model_dir, tmp_path, capsys):

@@ -20,7 +20,7 @@ def test_run_demo_writes_files_and_labels(tmp_path):
     d = Directions.from_pretrained(report.files["directions"])
     assert len(d) == 2 and d.labels == report.directions.labels
     lines = report.lines()
-    assert re.match(r"direction 0: [a-z ]+ \(\d\.\d\d\)", lines[0])
+    assert re.match(r"direction 0: ([a-z ]+|mixed \([a-z ]+ / [a-z ]+\)) \(\d\.\d\d\)", lines[0])
 
 
 def test_demo_cli_reports_an_unwritable_folder(tmp_path, capsys):

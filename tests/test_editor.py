@@ -13,7 +13,7 @@ import torch
 import sefa_plugin.editor as editor
 from sefa_plugin import DEFAULT_MODEL, Directions, DirectionsMismatchError
 from sefa_plugin.data.shapes import FACTOR_NAMES
-from sefa_plugin.editor import EditorSession, combine_edits, describe_error, layer_spec, load_pipeline, parse_seed
+from sefa_plugin.editor import EditorSession, describe_error, layer_spec, load_pipeline, parse_seed
 
 
 @pytest.fixture
@@ -45,18 +45,18 @@ def test_layer_spec_presets_and_custom():
         layer_spec("everything")
 
 
-def test_combine_edits_is_the_sum_of_strength_times_direction_on_the_layers():
+def test_edit_many_is_the_sum_of_strength_times_direction_on_the_layers():
     torch.manual_seed(0)
     vectors = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
     d = Directions(vectors=vectors, method="coordinate", latent_space="w+", layers=[1, 3])
     base = torch.randn(2, 5, 8)
-    out = combine_edits(d, base, [1.5, 0.0, -2.0])
+    out = d.edit_many(base, [1.5, 0.0, -2.0])
     expected = base.clone()
     expected[:, [1, 3]] += 1.5 * vectors[0] - 2.0 * vectors[2]
     torch.testing.assert_close(out, expected)
-    assert torch.equal(combine_edits(d, base, [0, 0]), base)
+    assert torch.equal(d.edit_many(base, [0, 0]), base)
     with pytest.raises(ValueError, match="`strengths` has 4 entries for 3 directions"):
-        combine_edits(d, base, [1, 1, 1, 1])
+        d.edit_many(base, [1, 1, 1, 1])
 
 
 def test_describe_error_tells_hub_failures_apart():

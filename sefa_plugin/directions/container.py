@@ -224,6 +224,34 @@ class Directions:
         out[:, use] += scale * self.vectors[index].to(out.device, out.dtype)
         return out
 
+    def edit_many(
+        self,
+        latents: torch.Tensor,
+        strengths: Sequence[float],
+        layers: Sequence[int] | None = None,
+        sigma_units: bool = False,
+    ) -> torch.Tensor:
+        """Move latents ``[N, num_ws, D]`` along several directions at once: ``+ Σ_i strengths[i] · vectors[i]``.
+
+        Direction ``i`` moves the latents on its layers (the directions' own, or `layers`); zero strengths
+        are skipped, and strengths beyond ``len(strengths)`` count as zero.
+
+        Example:
+
+        >>> import torch
+        >>> d = Directions(vectors=torch.eye(3)[:2], method="coordinate", latent_space="w+", layers=[0, 1])
+        >>> d.edit_many(torch.zeros(1, 2, 3), [1.0, -2.0])[0, 0].tolist()
+        [1.0, -2.0, 0.0]
+        """
+        strengths = [float(s) for s in strengths]
+        if len(strengths) > len(self):
+            raise ValueError(f"`strengths` has {len(strengths)} entries for {len(self)} directions.")
+        out = latents
+        for i, s in enumerate(strengths):
+            if s != 0.0:
+                out = self.edit(out, i, s, layers=layers, sigma_units=sigma_units)
+        return out
+
     # ------------------------------------------------------------------ files
     def _metadata(self) -> dict[str, str]:
         return {

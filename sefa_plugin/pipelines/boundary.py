@@ -155,7 +155,7 @@ class BoundaryPipeline(GANPipeline):
             names = None
         else:
             if scorer is None:
-                from .. import DEFAULT_PREDICTOR
+                from ..embedded import DEFAULT_PREDICTOR
                 from ..evaluation.predictor import FactorPredictor
 
                 scorer = FactorPredictor.from_pretrained(DEFAULT_PREDICTOR).to(g.device)

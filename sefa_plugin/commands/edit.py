@@ -1,0 +1,67 @@
+"""``sefa edit``: render a (seeds × strengths) grid along one direction, and optionally a walk."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_model_args
+
+NAME = "edit"
+HELP = "render a (seeds × strengths) grid along one direction"
+FLAGS = {
+    "index": "--index",
+    "indices": "--index",
+    "strengths": "--strengths",
+    "seeds": "--seeds",
+    "layers": "--layers",
+    "truncation_psi": "--truncation-psi",
+    "noise_mode": "--noise-mode",
+    "class_label": "--class-label",
+    "num_frames": "--frames",
+    "path": "--out",
+}
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    p.add_argument("--directions", required=True, help="direction folder, file or Hub repo id")
+    p.add_argument("--index", type=int, default=0, help="which direction")
+    p.add_argument("--strengths", type=float, nargs="+", default=[-3.0, 0.0, 3.0], help="edit strengths")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (rows)")
+    p.add_argument("--layers", default=None, help="override the directions' layers (spec like 0-3)")
+    p.add_argument(
+        "--truncation-psi",
+        type=float,
+        default=None,
+        help="truncation psi (default: the model's, 0.7 for W+ models and 1 for z models)",
+    )
+    p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"], help="noise mode")
+    p.add_argument("--class-label", type=int, default=None, help="class for conditional models")
+    p.add_argument("--out", required=True, help="grid PNG path")
+    p.add_argument("--gif", default=None, help="also save an animated walk to this GIF path")
+    p.add_argument("--frames", type=int, default=16, help="frames of the GIF walk")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..directions import Directions
+    from ..utils.images import make_grid, save_gif, save_image_atomic
+    from ._common import load_pipeline
+
+    pipe = load_pipeline(args)
+    directions = Directions.from_pretrained(args.directions, token=args.token, cache_dir=args.cache_dir)
+    psi = pipe.default_truncation_psi if args.truncation_psi is None else args.truncation_psi
+    common = {
+        "seeds": args.seeds,
+        "layers": args.layers,
+        "truncation_psi": psi,
+        "noise_mode": args.noise_mode,
+        "class_label": args.class_label,
+    }
+    out = pipe(directions=directions, index=args.index, strengths=args.strengths, **common)
+    save_image_atomic(make_grid(out.images, nrow=len(args.strengths)), args.out, what="--out")
+    print(f"saved a {len(args.seeds)}x{len(args.strengths)} grid to {args.out}")
+    if args.gif:
+        frames = pipe.walk_frames(directions, indices=args.index, num_frames=args.frames, **common)
+        save_gif(frames, args.gif, what="--gif")
+        print(f"saved a {args.frames}-frame walk to {args.gif}")
+    return 0
