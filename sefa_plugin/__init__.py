@@ -19,7 +19,7 @@ from .pipelines import (
     LatentDiscoveryPipeline,
     SefaPipeline,
 )
-
+from .version import __version__
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -35,5 +35,5 @@ __all__ = [
     "LatentDiscoveryPipeline",
     "SefaPipeline",
     "StyleGAN2Generator",
+    "__version__",
 ]
-__version__ = "0.1.0"

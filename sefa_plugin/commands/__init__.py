@@ -55,7 +55,7 @@ USER_ERRORS = (ValueError, OSError, IndexError, KeyError, pickle.UnpicklingError
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sefa`` argument parser with every sub-command."""
-    from .. import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(
         prog="sefa",

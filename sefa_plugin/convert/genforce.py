@@ -72,7 +72,7 @@ import torch
 from ..models.pggan import PGGANGenerator
 from ..models.stylegan import StyleGANGenerator
 from ..models.stylegan2 import StyleGAN2Generator
-from .nvidia import infer_channel_config, load_mapped_state_dict
+from .keymap import infer_channel_config, load_mapped_state_dict
 
 __all__ = [
     "GENFORCE_ARCHITECTURES",

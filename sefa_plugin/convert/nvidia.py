@@ -24,15 +24,19 @@ computes in float32, which matches NVIDIA's output with ``force_fp32=True``.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import torch
-
-from ..models.ops import make_resample_filter
 from ..models.stylegan2 import StyleGAN2Generator
 from ..models.stylegan3 import StyleGAN3Generator
+from .keymap import (
+    infer_channel_config,
+    key_map_from_patterns,
+    load_mapped_state_dict,
+    resample_taps,
+)
+from .nvidia_common import _attr, _require, nvidia_mapping_config
+from .nvidia_stylegan3 import convert_stylegan3_record, is_stylegan3_record
 from .safe_unpickler import PersistentRecord, Source, safe_load
 
 __all__ = [
@@ -66,137 +70,7 @@ NVIDIA_KEY_PATTERNS: tuple[tuple[str, str], ...] = (
 _STYLEGAN3_CLASSES = ("SynthesisInput",)
 
 
-# ------------------------------------------------------------------------------------- shared helpers
-def infer_channel_config(channels: Mapping[int, int], preferred: tuple[int, int] | None = None) -> tuple[int, int]:
-    """Find ``(channel_base, channel_max)`` with ``channels[r] == min(channel_base // r, channel_max)``.
-
-    Args:
-        channels: Output channels of each synthesis block, keyed by resolution.
-        preferred: A candidate to keep if it reproduces `channels` (e.g. the checkpoint's own kwargs).
-
-    Raises:
-        ValueError: No such pair exists (e.g. rosinality's ``channel_multiplier=4``, whose channels grow
-            from 512 at 32x32 to 1024 at 64x64).
-    """
-
-    def reproduces(base: int, cmax: int) -> bool:
-        return all(min(base // res, cmax) == c for res, c in channels.items())
-
-    if preferred is not None and reproduces(*preferred):
-        return int(preferred[0]), int(preferred[1])
-    cmax = max(channels.values())
-    below = sorted((res, c) for res, c in channels.items() if c < cmax)
-    base = below[0][0] * below[0][1] if below else cmax * max(channels)
-    if reproduces(base, cmax):
-        return base, cmax
-    raise ValueError(
-        f"Synthesis channels {dict(sorted(channels.items()))} cannot be expressed as "
-        "min(channel_base // resolution, channel_max), the layout StyleGAN2Generator supports."
-    )
-
-
-def load_mapped_state_dict(
-    model: torch.nn.Module,
-    source: Mapping[str, torch.Tensor],
-    key_map: Mapping[str, str],
-    *,
-    source_shape: Callable[[str, torch.Size], tuple[int, ...]] | None = None,
-    ignored: Callable[[str], bool] | None = None,
-    source_name: str = "checkpoint",
-    assign: bool = False,
-) -> None:
-    """Copy ``source[key_map[k]]`` into ``model``'s entry ``k`` for every key of ``model.state_dict()``.
-
-    Args:
-        model: The module to fill (all its parameters and buffers must be covered by `key_map`).
-        source: The checkpoint's tensors.
-        key_map: Our key to the checkpoint key.
-        source_shape: ``(our_key, our_shape) -> expected checkpoint shape`` when the layouts differ only by
-            a reshape (default: identical shapes).
-        ignored: Predicate for checkpoint keys that are known and deliberately not copied.
-        source_name: How errors refer to the checkpoint.
-        assign: Make the checkpoint's tensors the model's parameters instead of copying them (for private,
-            writable sources such as ``torch.load(..., mmap=True)``: the weights are then paged in from the
-            file as they are used and never held twice).
-
-    Raises:
-        ValueError: naming the key, for a missing key, a shape mismatch, or a checkpoint key that nothing
-            consumed.
-    """
-    target = model.state_dict()
-    unmapped = [k for k in target if k not in key_map]
-    if unmapped:
-        raise ValueError(f"No {source_name} key is mapped to our key(s) {unmapped}.")
-    new_state: dict[str, torch.Tensor] = {}
-    for ours, theirs in key_map.items():
-        if ours not in target:
-            raise ValueError(f"Key map names {ours!r}, which our model does not have.")
-        if theirs not in source:
-            raise ValueError(f"{source_name} is missing key {theirs!r} (needed for {ours!r}).")
-        tensor = source[theirs]
-        if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{source_name} key {theirs!r} is a {type(tensor).__name__}, not a tensor.")
-        shape = target[ours].shape
-        expected = tuple(shape) if source_shape is None else tuple(source_shape(ours, shape))
-        if tuple(tensor.shape) != expected:
-            raise ValueError(
-                f"{source_name} key {theirs!r} has shape {list(tensor.shape)}, expected {list(expected)} "
-                f"(our {ours!r} is {list(shape)})."
-            )
-        new_state[ours] = tensor.detach().reshape(shape).to(target[ours].dtype)
-    used = set(key_map.values())
-    unused = sorted(k for k in source if k not in used and not (ignored is not None and ignored(k)))
-    if unused:
-        raise ValueError(f"{source_name} has keys the converter does not understand: {unused}.")
-    model.load_state_dict(new_state, strict=True, assign=assign)
-
-
-def resample_taps(filt: torch.Tensor, key: str) -> tuple[float, ...]:
-    """Recover separable FIR taps (normalised to sum 1) from a 2-D resampling filter.
-
-    Raises:
-        ValueError: naming `key` when the filter is not a normalised outer product.
-    """
-    if filt.ndim != 2 or filt.shape[0] != filt.shape[1]:
-        raise ValueError(f"{key!r} must be a square 2-D filter, got shape {list(filt.shape)}.")
-    taps = filt.double().sum(dim=0)
-    taps = taps / taps.sum()
-    if not torch.allclose(make_resample_filter(taps.tolist()).double(), filt.double() / filt.double().sum(), atol=1e-6):
-        raise ValueError(f"{key!r} is not a separable FIR filter; StyleGAN2Generator needs separable taps.")
-    default = make_resample_filter((1, 3, 3, 1)).double()
-    if filt.shape == default.shape and torch.allclose(filt.double() / filt.double().sum(), default, atol=1e-6):
-        return (1, 3, 3, 1)
-    return tuple(float(t) for t in taps)
-
-
 # ------------------------------------------------------------------------------------------ NVIDIA
-def key_map_from_patterns(keys: Iterable[str], patterns: Sequence[tuple[str, str]], table_name: str) -> dict[str, str]:
-    r"""Our key to the checkpoint's, for every key in `keys`, from ``(regex, template)`` rows.
-
-    The first row whose regex matches a key whole gives the checkpoint key (``match.expand(template)``).
-
-    Raises:
-        ValueError: naming a key that no row of `table_name` covers.
-
-    Example:
-
-    >>> from sefa_plugin.convert.nvidia import key_map_from_patterns
-    >>> rows = [(r"fc(\d+)\.weight", r"dense\1.weight"), (r".*", r"\g<0>")]
-    >>> key_map_from_patterns(["b4.const", "fc0.weight"], rows, "rows")
-    {'b4.const': 'b4.const', 'fc0.weight': 'dense0.weight'}
-    """
-    out: dict[str, str] = {}
-    for key in keys:
-        for pattern, template in patterns:
-            match = re.fullmatch(pattern, key)
-            if match:
-                out[key] = match.expand(template)
-                break
-        else:
-            raise ValueError(f"Key {key!r} is not covered by {table_name}.")
-    return out
-
-
 def nvidia_key_map(generator: StyleGAN2Generator) -> dict[str, str]:
     """Our key to NVIDIA's key, for every parameter and buffer of `generator`.
 
@@ -204,45 +78,6 @@ def nvidia_key_map(generator: StyleGAN2Generator) -> dict[str, str]:
         ValueError: naming a key of ours that no row of :data:`NVIDIA_KEY_PATTERNS` covers.
     """
     return key_map_from_patterns(generator.state_dict(), NVIDIA_KEY_PATTERNS, "NVIDIA_KEY_PATTERNS")
-
-
-def _attr(record: PersistentRecord, name: str, default: Any = None) -> Any:
-    return record.attributes.get(name, default)
-
-
-def _require(value: Any, name: str) -> Any:
-    if value is None:
-        raise ValueError(f"The NVIDIA generator record does not say its `{name}` (init_kwargs or attributes).")
-    return value
-
-
-def nvidia_mapping_config(mapping: PersistentRecord, mapping_kw: Mapping[str, Any]) -> dict[str, Any]:
-    """``mapping_layers``, ``mapping_lr_multiplier`` and ``w_avg_beta`` of an NVIDIA ``MappingNetwork`` record.
-
-    The same network in StyleGAN2 and StyleGAN3 pickles: the recorded attributes win over `mapping_kw`
-    (the generator's ``mapping_kwargs``), which win over NVIDIA's defaults.
-
-    Raises:
-        ValueError: The ``fc`` layers are not ``fc0 … fc{n-1}``, disagree with ``num_layers``, or use an
-            activation other than leaky ReLU.
-    """
-    fc_names = sorted((n for n in mapping.modules if re.fullmatch(r"fc\d+", n)), key=lambda n: int(n[2:]))
-    if not fc_names or fc_names != [f"fc{i}" for i in range(len(fc_names))]:
-        raise ValueError(f"Unexpected mapping layers {fc_names} in the NVIDIA generator.")
-    declared = _attr(mapping, "num_layers", mapping_kw.get("num_layers", len(fc_names)))
-    if int(declared) != len(fc_names):
-        raise ValueError(f"mapping.num_layers says {declared}, but the record has {len(fc_names)} fc layers.")
-    for name in fc_names:
-        activation = _attr(mapping.get(name), "activation", mapping_kw.get("activation", "lrelu"))
-        if activation != "lrelu":
-            raise ValueError(f"mapping.{name} uses activation {activation!r}; only 'lrelu' is supported.")
-    w_avg_beta = _attr(mapping, "w_avg_beta", mapping_kw.get("w_avg_beta", 0.998))
-    lr_multiplier = _attr(mapping.get("fc0"), "bias_gain", mapping_kw.get("lr_multiplier", 0.01))
-    return dict(
-        mapping_layers=len(fc_names),
-        mapping_lr_multiplier=float(lr_multiplier),
-        w_avg_beta=0.998 if w_avg_beta is None else float(w_avg_beta),
-    )
 
 
 def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
@@ -332,8 +167,6 @@ def convert_nvidia_record(g: PersistentRecord) -> StyleGAN2Generator | StyleGAN3
     (:func:`~sefa_plugin.convert.nvidia_stylegan3.convert_stylegan3_record`), any other a
     :class:`StyleGAN2Generator`.
     """
-    # Imported here: nvidia_stylegan3 reuses this module's helpers, so a top-level import would be circular.
-    from .nvidia_stylegan3 import convert_stylegan3_record, is_stylegan3_record
 
     if g.class_name == "Generator" and is_stylegan3_record(g):
         return convert_stylegan3_record(g)

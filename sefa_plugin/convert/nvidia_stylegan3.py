@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from ..models.stylegan3 import StyleGAN3Generator
-from .nvidia import key_map_from_patterns, load_mapped_state_dict, nvidia_mapping_config
+from .keymap import key_map_from_patterns, load_mapped_state_dict
+from .nvidia_common import nvidia_mapping_config
 from .safe_unpickler import PersistentRecord
 
 __all__ = [

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from ..models.stylegan2 import StyleGAN2Generator
-from .nvidia import infer_channel_config, load_mapped_state_dict, resample_taps
+from .keymap import infer_channel_config, load_mapped_state_dict, resample_taps
 
 __all__ = [
     "ROSINALITY_LAYOUTS",
