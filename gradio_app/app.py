@@ -12,7 +12,9 @@ compute or load directions), ``/render`` (seed, truncation, samples, one strengt
 from __future__ import annotations
 
 import argparse
+import html
 import logging
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -49,6 +51,8 @@ METHOD_CHOICES.append(("Load a direction repo", "repo"))
 CSS = """
 .sefa-image img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #render-message { min-height: 1.6em; }
+/* The image stays in view while the sliders below it scroll past. */
+#image-panel { position: sticky; top: 0; z-index: 5; background: var(--background-fill-primary); }
 """
 INTRO = (
     "# SeFa editor\n"
@@ -63,11 +67,42 @@ def _in_space() -> bool:
     return os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("SPACE_ID"))
 
 
+def _text(value: object) -> str:
+    """Text from a model, a direction file or a user, made inert inside Markdown: no HTML, no images or links.
+
+    Direction files come from anyone on the Hub: their labels and metadata must never become markup (an
+    ``<img src=...>`` or ``![](...)`` would make every visitor's browser fetch a URL); ``[a](url)`` links are
+    broken too. Code spans and brackets stay.
+
+    Example:
+
+    >>> _text('<img src=x> `seed`')
+    '&lt;img src=x&gt; `seed`'
+    """
+    escaped = html.escape(" ".join(str(value).split()), quote=False)
+    return escaped.replace("![", "!\\[").replace("](", "]\\(")
+
+
 def _error(err: BaseException) -> str:
     message = describe_error(err)
     logger.warning("editor: %s", message)  # the message never holds the token
-    gr.Warning(message)
-    return f"⚠️ {message}"
+    gr.Warning(html.escape(message))
+    return f"⚠️ {_text(message)}"
+
+
+def _nice_range(lo: float, hi: float) -> tuple[float, float, float]:
+    """Slider ends rounded outwards to two significant digits, and a step of about a hundredth of the range.
+
+    Example:
+
+    >>> _nice_range(-6.890731573104858, 6.890731573104858)
+    (-6.9, 6.9, 0.1)
+    """
+    span = max(abs(lo), abs(hi))
+    unit = 10 ** (math.floor(math.log10(span)) - 1) if span > 0 else 0.1
+    nlo, nhi = math.floor(lo / unit) * unit, math.ceil(hi / unit) * unit
+    step = float(f"{(nhi - nlo) / 100:.1g}")
+    return round(nlo, 10), round(nhi, 10), step
 
 
 def _session(session: EditorSession | None, allow_local: bool) -> EditorSession:
@@ -83,17 +118,46 @@ def _shown(labels: Sequence[str], session: EditorSession) -> list[str]:
     return list(labels)[: len(session.require_directions())]
 
 
+def _title(session: EditorSession, i: int, label: str | None = None) -> str:
+    """A slider's title: its index, its label, and the predictor's suggestion when it differs."""
+    directions = session.require_directions()
+    text = " ".join((label or "").split()) or directions.labels[i]
+    suggestion = session.suggestions[i] if i < len(session.suggestions) else None
+    if suggestion and suggestion[0] != text:
+        text += f" (suggested: {suggestion[0]})"
+    return f"{i}: {text}"
+
+
 def _slider_updates(session: EditorSession) -> list[dict[str, Any]]:
     directions = session.require_directions()
-    lo, hi = directions.strength_range
+    lo, hi, step = _nice_range(*directions.strength_range)
     updates = []
     for i in range(MAX_DIRECTIONS):
         if i < len(directions):
-            label = f"{i}: {directions.labels[i]}"
-            updates.append(gr.update(visible=True, minimum=lo, maximum=hi, step=(hi - lo) / 100, value=0, label=label))
+            updates.append(
+                gr.update(visible=True, minimum=lo, maximum=hi, step=step, value=0, label=_title(session, i))
+            )
         else:
             updates.append(gr.update(visible=False, value=0))
     return updates
+
+
+def _title_updates(session: EditorSession, labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """New slider titles only (values untouched), e.g. after label suggestions or an edited label."""
+    directions = session.require_directions()
+    labels = list(labels or [])
+    return [
+        gr.update(label=_title(session, i, labels[i] if i < len(labels) else None))
+        if i < len(directions)
+        else gr.skip()
+        for i in range(MAX_DIRECTIONS)
+    ]
+
+
+def _walk_update(session: EditorSession) -> dict[str, Any]:
+    """The walk's direction choices: one per direction, named by its label (works for K = 1 too)."""
+    directions = session.require_directions()
+    return gr.update(choices=[(f"{i}: {directions.labels[i]}", i) for i in range(len(directions))], value=0)
 
 
 def _suggestion_text(session: EditorSession, i: int) -> str:
@@ -116,10 +180,26 @@ def _summary(session: EditorSession) -> str:
     model = session.model_name or "the embedded model"
     if session.class_label is not None:
         model += f", class {session.class_label} of {session.num_classes}"
-    return (
-        f"{len(d)} {d.method} directions on layers {','.join(map(str, d.layers))} of {model} "
-        f"(strengths {d.strength_range[0]:.3g} to {d.strength_range[1]:.3g}). Move a slider and release it."
+    lo, hi, _ = _nice_range(*d.strength_range)
+    text = (
+        f"{len(d)} {_text(d.method)} directions on layers {','.join(map(str, d.layers))} of {_text(model)} "
+        f"(strengths {lo:g} to {hi:g}). Move a slider and release it."
     )
+    return text + "".join(f"\n\n⚠️ {_text(note)}" for note in session.notes)
+
+
+def _k(value: object) -> int:
+    """K from the UI: a whole number in [1, MAX_DIRECTIONS] (the editor has that many sliders), never clamped."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or number != int(number) or not 1 <= number <= MAX_DIRECTIONS:
+        raise ValueError(
+            f"`K` must be a whole number in [1, {MAX_DIRECTIONS}] (the editor has {MAX_DIRECTIONS} sliders; "
+            f"use `sefa factorize -k` for more), got {value!r}."
+        )
+    return int(number)
 
 
 # ---------------------------------------------------------------------------------------------- handlers
@@ -150,43 +230,50 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
             else:
                 session.load_model(model, revision=revision or None, token=token or None)
             session.set_class_label(class_label)
-            notes = []
             if method == "repo":
-                _, notes = session.load_directions(repo, token=token or None)
+                session.load_directions(repo, token=token or None)
             else:
                 session.compute_directions(
-                    method, layers=layer_spec(preset, custom_layers), num_directions=int(k), num_samples=gs_samples
+                    method, layers=layer_spec(preset, custom_layers), num_directions=_k(k), num_samples=gs_samples
                 )
             new_psi = psi if session.pipe is previous else session.pipe.default_truncation_psi
             image = session.render(seed, new_psi, int(n))
         except Exception as err:
+            if session is not None:
+                session.failed = True  # the suggestion step that follows keeps this message on screen
             return (session, _error(err), *skip)
-        status = _summary(session) + "".join(f"\n\n⚠️ {note}" for note in notes)
-        walk = gr.update(maximum=len(session.directions) - 1, value=0)
+        session.failed = False
         return (
             session,
-            status,
+            _summary(session),
             image,
             new_psi,
-            walk,
+            _walk_update(session),
             *_slider_updates(session),
             *_label_updates(session),
         )
 
     def suggest(session) -> tuple:
+        if session is not None and getattr(session, "failed", False):
+            return (gr.skip(), *[gr.skip()] * (2 * MAX_DIRECTIONS))  # keep the setup's error on screen
         try:
             session = _session(session, allow_local)
             suggestions = session.suggest_labels()
         except Exception as err:
-            return (_error(err), *[gr.skip()] * MAX_DIRECTIONS)
+            return (_error(err), *[gr.skip()] * (2 * MAX_DIRECTIONS))
         found = sum(s is not None for s in suggestions)
         if not session.is_embedded:
             note = "Label suggestions need the embedded model (the predictor knows its scenes only)."
         elif not found:
             note = "No label suggestions: the factor predictor is not available."
         else:
-            note = f"The factor predictor suggested labels for {found} directions (under each label)."
-        return (f"{_summary(session)}\n\n{note}", *_label_updates(session))
+            note = f"The factor predictor suggested labels for {found} directions (in the slider titles)."
+        return (f"{_summary(session)}\n\n{note}", *_label_updates(session), *_title_updates(session))
+
+    def retitle(session, *labels) -> list:
+        if session is None or session.directions is None:
+            return [gr.skip()] * MAX_DIRECTIONS
+        return _title_updates(session, labels)
 
     def use_suggestions(session, *labels) -> list:
         if session is None:
@@ -217,11 +304,14 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
             return session, gr.skip(), _error(err)
         return session, str(path), "Direction grid ready: one row per direction, strengths left to right."
 
-    def export_walk(session, index, frames, seed, psi, n, *strengths) -> tuple:
+    def export_walk(session, index, frames, seed, psi, n, *strengths_and_format) -> tuple:
+        strengths = strengths_and_format[:MAX_DIRECTIONS]
+        fmt = (strengths_and_format[MAX_DIRECTIONS:] or ["gif"])[0] or "gif"
         try:
             session = _session(session, allow_local)
             path = session.export_walk(
                 int(index),
+                format=str(fmt).lower(),
                 seed=seed,
                 truncation_psi=psi,
                 num_samples=int(n),
@@ -230,7 +320,8 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
             )
         except Exception as err:
             return session, gr.skip(), _error(err)
-        return session, str(path), f"Walk along direction {int(index)} ready ({int(frames)} frames, looping GIF)."
+        kind = "MP4 video" if path.suffix == ".mp4" else "looping GIF"
+        return session, str(path), f"Walk along direction {int(index)} ready ({int(frames)} frames, {kind})."
 
     def export_directions(session, *labels) -> tuple:
         try:
@@ -263,6 +354,7 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
         "setup": setup,
         "suggest": suggest,
         "use_suggestions": use_suggestions,
+        "retitle": retitle,
         "render": render,
         "random_seed": random_seed,
         "export_grid": export_grid,
@@ -271,6 +363,14 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
         "push": push,
         "push_oauth": push_oauth,
     }
+
+
+def _walk_preview(file: Any) -> dict[str, Any]:
+    """Play an exported MP4 walk in the page (GIFs play in the file's own preview)."""
+    path = getattr(file, "name", file)
+    if isinstance(path, str) and path.endswith(".mp4"):
+        return gr.update(value=path, visible=True)
+    return gr.update(value=None, visible=False)
 
 
 def _method_settings(method: str) -> tuple:
@@ -285,6 +385,7 @@ def _method_settings(method: str) -> tuple:
 # ---------------------------------------------------------------------------------------------- layout
 def build_demo(
     *,
+    model: str | None = None,
     space: bool | None = None,
     allow_local: bool | None = None,
     concurrency: int = CONCURRENCY,
@@ -293,6 +394,7 @@ def build_demo(
     """Build the editor.
 
     Args:
+        model: The model loaded when the page opens (default: the embedded one); visitors can change it.
         space: Build for a Hugging Face Space: a "Sign in with Hugging Face" button instead of a token
             field (default: whether running in a Space, i.e. ``SYSTEM=spaces`` and ``SPACE_ID`` set).
             Outside a Space no OAuth is set up, so the UI builds and runs offline.
@@ -317,7 +419,7 @@ def build_demo(
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 with gr.Accordion("1 · Model", open=True):
-                    model = gr.Textbox(label="Model", placeholder=model_hint)
+                    model_box = gr.Textbox(model or "", label="Model", placeholder=model_hint)
                     revision = gr.Textbox(label="Revision", placeholder="main (Hub models only)")
                     class_label = gr.Textbox(
                         label="Class label", placeholder="class-conditional models (BigGAN): 0 … c_dim − 1; default 0"
@@ -327,7 +429,7 @@ def build_demo(
                     with gr.Group(visible=True) as layer_group:
                         preset = gr.Dropdown(list(LAYER_PRESETS), value="all", label="Layers")
                         custom_layers = gr.Textbox(label="Custom layers", placeholder="0-3 or 0-1,4", visible=False)
-                        k = gr.Slider(1, MAX_DIRECTIONS, value=MAX_DIRECTIONS, step=1, label="Directions (K)")
+                        k = gr.Number(MAX_DIRECTIONS, label=f"Directions (K, 1 to {MAX_DIRECTIONS})", elem_id="k")
                     gs_samples = gr.Number(20_000, precision=0, label="GANSpace samples", visible=False)
                     repo = gr.Textbox(
                         label="Direction repo",
@@ -335,6 +437,8 @@ def build_demo(
                         visible=False,
                     )
                     setup_btn = gr.Button("Load and compute", variant="primary")
+                    # What loading did (or why it failed) shows right under the button that started it.
+                    status = gr.Markdown(elem_id="status", label="status")
                 with gr.Accordion("3 · Samples", open=True):
                     with gr.Row():
                         seed = gr.Textbox("0", label="Seed", scale=3, elem_id="seed")
@@ -342,18 +446,18 @@ def build_demo(
                     psi = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Truncation ψ", elem_id="psi")
                     n = gr.Slider(1, 8, value=4, step=1, label="Samples")
             with gr.Column(scale=2):
-                image = gr.Image(
-                    label="Edited samples",
-                    type="pil",
-                    format="png",
-                    interactive=False,
-                    height=300,
-                    elem_id="editor-image",
-                    elem_classes=["sefa-image"],
-                )
-                # Render errors go here; it keeps its height, so the sliders never move under the pointer.
-                message = gr.Markdown(elem_id="render-message", label="message")
-                status = gr.Markdown(elem_id="status", label="status")
+                with gr.Column(elem_id="image-panel"):
+                    image = gr.Image(
+                        label="Edited samples",
+                        type="pil",
+                        format="png",
+                        interactive=False,
+                        height=300,
+                        elem_id="editor-image",
+                        elem_classes=["sefa-image"],
+                    )
+                    # Render errors go here; it keeps its height, so the sliders never move under the pointer.
+                    message = gr.Markdown(elem_id="render-message", label="message")
                 sliders, labels = [], []
                 for i in range(MAX_DIRECTIONS):
                     with gr.Row(equal_height=True):
@@ -370,13 +474,16 @@ def build_demo(
                 grid_file = gr.File(label="Grid", elem_id="grid-file", height=120)
             with gr.Column():
                 with gr.Row():
-                    walk_index = gr.Slider(0, MAX_DIRECTIONS - 1, value=0, step=1, label="Walk along direction")
+                    walk_index = gr.Dropdown(choices=[("0", 0)], value=0, label="Walk along direction")
                     frames = gr.Slider(4, 48, value=16, step=1, label="Frames")
-                walk_btn = gr.Button("Walk (GIF)")
-                walk_file = gr.File(label="Walk", height=120)
+                    walk_format = gr.Radio([("GIF", "gif"), ("MP4", "mp4")], value="gif", label="Format")
+                walk_btn = gr.Button("Walk", elem_id="export-walk")
+                walk_file = gr.File(label="Walk", height=120, elem_id="walk-file")
+                walk_video = gr.Video(label="Preview", visible=False, height=200, elem_id="walk-video")
             with gr.Column():
                 dir_btn = gr.Button("Direction file")
                 dir_files = gr.File(label="Direction folder", file_count="multiple", height=120)
+        export_status = gr.Markdown(elem_id="export-status", label="export status")
         with gr.Accordion("Push to the Hub", open=True):
             gr.Markdown("Writes `directions.safetensors` and a card with the preview grid, labels and provenance.")
             with gr.Row():
@@ -394,17 +501,26 @@ def build_demo(
 
         # ------------------------------------------------------------------ events
         setup_inputs = [
-            state, model, revision, method, preset, custom_layers, k, gs_samples, repo, token, seed, psi, n, class_label
+            state, model_box, revision, method, preset, custom_layers, k, gs_samples, repo, token, seed, psi, n,
+            class_label,
         ]  # fmt: skip
         setup_outputs = [state, status, image, psi, walk_index, *sliders, *labels]
         look = [state, seed, psi, n, *sliders]
         # Suggestions take seconds (rescoring with the predictor): one at a time, apart from the renders.
         slow = {"concurrency_limit": 1, "concurrency_id": "suggest"}
+        suggest_outputs = [status, *labels, *sliders]
         setup_btn.click(h["setup"], setup_inputs, setup_outputs, api_name="setup").then(
-            h["suggest"], [state], [status, *labels], api_name="suggest", **slow
+            h["suggest"], [state], suggest_outputs, api_name="suggest", **slow
         )
         demo.load(h["setup"], setup_inputs, setup_outputs, api_visibility="private").then(
-            h["suggest"], [state], [status, *labels], api_visibility="private", **slow
+            h["suggest"], [state], suggest_outputs, api_visibility="private", **slow
+        )
+        gr.on(
+            [box.blur for box in labels] + [box.submit for box in labels],
+            h["retitle"],
+            [state, *labels],
+            sliders,
+            api_visibility="private",
         )
         gr.on(
             [s.release for s in sliders] + [psi.release, n.release, seed.submit],
@@ -420,20 +536,22 @@ def build_demo(
         reset_btn.click(lambda: [0] * MAX_DIRECTIONS, None, sliders, api_visibility="private").then(
             h["render"], look, [state, image, message], api_visibility="private"
         )
-        suggest_btn.click(h["use_suggestions"], [state, *labels], labels, api_visibility="private")
+        suggest_btn.click(h["use_suggestions"], [state, *labels], labels, api_visibility="private").then(
+            h["retitle"], [state, *labels], sliders, api_visibility="private"
+        )
         method.change(_method_settings, method, [layer_group, gs_samples, repo], api_visibility="private")
         preset.change(lambda p: gr.update(visible=p == "custom"), preset, custom_layers, api_visibility="private")
         grid_btn.click(
-            h["export_grid"], [state, seed, psi, *sliders], [state, grid_file, status], api_name="export_grid"
+            h["export_grid"], [state, seed, psi, *sliders], [state, grid_file, export_status], api_name="export_grid"
         )
         walk_btn.click(
             h["export_walk"],
-            [state, walk_index, frames, seed, psi, n, *sliders],
-            [state, walk_file, status],
+            [state, walk_index, frames, seed, psi, n, *sliders, walk_format],
+            [state, walk_file, export_status],
             api_name="export_walk",
-        )
+        ).then(_walk_preview, [walk_file], [walk_video], api_visibility="private")
         dir_btn.click(
-            h["export_directions"], [state, *labels], [state, dir_files, status], api_name="export_directions"
+            h["export_directions"], [state, *labels], [state, dir_files, export_status], api_name="export_directions"
         )
         if space:
             push_btn.click(h["push_oauth"], [state, repo_id, private, *labels], [state, push_status], api_name="push")
@@ -450,10 +568,17 @@ def launch_kwargs() -> dict[str, Any]:
     return {"theme": theme, "css": CSS}
 
 
-def launch(host: str | None = None, port: int | None = None, share: bool = False, threads: int | None = 1) -> None:
+def launch(
+    host: str | None = None,
+    port: int | None = None,
+    share: bool = False,
+    threads: int | None = 1,
+    model: str | None = None,
+) -> None:
     """Build and serve the editor (blocking).
 
     Args:
+        model: The model the page opens on (default: the embedded one).
         host: Interface to listen on (default: Gradio's, i.e. ``127.0.0.1`` or ``GRADIO_SERVER_NAME``).
         port: Port (default: Gradio's, 7860 or the next free one).
         share: Open a public gradio.live link (needs the network).
@@ -463,19 +588,20 @@ def launch(host: str | None = None, port: int | None = None, share: bool = False
         import torch
 
         torch.set_num_threads(int(threads))
-    build_demo().launch(server_name=host, server_port=port, share=share, **launch_kwargs())
+    build_demo(model=model).launch(server_name=host, server_port=port, share=share, **launch_kwargs())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python app.py [--host H] [--port P] [--share] [--threads T]``."""
+    """``python app.py [MODEL] [--host H] [--port P] [--share] [--threads T]``."""
     parser = argparse.ArgumentParser(description="The sefa_plugin editor (Gradio).")
+    parser.add_argument("model", nargs="?", default=None, help="the model to open (default: the embedded one)")
     parser.add_argument("--host", default=None, help="interface to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     parser.add_argument("--share", action="store_true", help="open a public gradio.live link")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per render (0: torch's default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    launch(host=args.host, port=args.port, share=args.share, threads=args.threads)
+    launch(host=args.host, port=args.port, share=args.share, threads=args.threads, model=args.model)
 
 
 if __name__ == "__main__":

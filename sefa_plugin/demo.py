@@ -1,7 +1,7 @@
 """The main job: factorize a model, render its top directions, and label them with the predictor.
 
 ``sefa demo`` runs this on the embedded default model with no network: SeFa directions, a grid PNG
-(one row per direction, strengths left to right), an animated GIF walking all of them at once, the
+(one row per direction, strengths left to right), an animated GIF and an MP4 walking all of them at once, the
 direction file, and for each direction the factor it changes most according to the factor predictor.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .directions.container import Directions
 from .evaluation.labels import DirectionLabel
-from .utils.images import save_gif, save_image_atomic
+from .utils.images import save_gif, save_image_atomic, save_video
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def run_demo(
     files = {
         "grid": save_image_atomic(grid, out / "directions_grid.png", what="out_dir"),
         "gif": save_gif(frames, out / "directions_walk.gif", what="out_dir"),
+        "mp4": save_video(frames, out / "directions_walk.mp4", what="out_dir"),
         "directions": directions.save_pretrained(out / "directions", preview=grid),
     }
     return DemoReport(directions=directions, factors=factors, files=files, seconds=time.perf_counter() - t0)

@@ -41,7 +41,7 @@ from .directions.layers import GROUP_NAMES, parse_layers
 from .pipelines.base import GANPipeline
 from .pipelines.sefa import SefaPipeline
 from .utils.errors import argument_names
-from .utils.images import make_grid, save_gif, save_image_atomic
+from .utils.images import make_grid, save_image_atomic, save_walk
 
 try:  # GANSpace is optional: the editor offers it only when its pipeline imports.
     from .pipelines.ganspace import GANSpacePipeline
@@ -73,6 +73,8 @@ EMBEDDED_NAMES = ("", "embedded", "default")
 #: Checkpoint suffixes converted with :func:`sefa_plugin.convert.convert_checkpoint`.
 CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth")
 MAX_SEED = 2**32 - 1
+#: Walk export formats.
+WALK_FORMATS = ("gif", "mp4")
 #: The editor's words for the pipeline's arguments (its sliders are the per-direction `strengths`).
 EDITOR_NAMES = {"edit_strengths": "strengths", "indices": "index"}
 
@@ -200,27 +202,29 @@ def load_pipeline(
     from .embedded import DEFAULT_MODEL
 
     source = str(model).strip() if model is not None else ""
-    if source in EMBEDDED_NAMES:
+    embedded = source in EMBEDDED_NAMES
+    if embedded:
         source = DEFAULT_MODEL
     path = Path(source).expanduser()
-    is_local = path.exists() or source.startswith(("/", ".", "~"))
-    if is_local and not allow_local and not is_embedded_model(source):
-        raise ValueError(f"`model` {source!r}: local paths are disabled in this app; give a Hub id like 'org/name'.")
+    # A hosted app never looks at the server's files for a visitor's text: it is a Hub id, or refused.
+    is_local = embedded or (allow_local and (path.exists() or source.startswith(("/", ".", "~"))))
     key = _pipeline_key(str(path) if is_local else source, revision)
     with _PIPELINES_LOCK:
         if key in _PIPELINES:
             _PIPELINES.move_to_end(key)
             return _PIPELINES[key]
     # Loading runs outside the lock, so a slow download does not hold up other sessions.
-    if path.is_file():
+    if is_local and path.is_file():
         pipe = _convert_checkpoint(path)
     else:
-        pipe = SefaPipeline.from_pretrained(
-            str(path) if is_local else source,
-            revision=revision,
-            token=token or None,
-            local_files_only=local_files_only,
-        )
+        with argument_names({"pretrained_model_name_or_path": "model"}):
+            pipe = SefaPipeline.from_pretrained(
+                str(path) if is_local else source,
+                revision=revision,
+                token=token or None,
+                local_files_only=local_files_only,
+                allow_local=is_local,
+            )
     pipe.set_progress_bar_config(disable=True)
     if not token:
         with _PIPELINES_LOCK:
@@ -300,6 +304,8 @@ class EditorSession:
         self.directions: Directions | None = None
         #: Per direction: ``(label, share)`` suggested by the factor predictor, or None.
         self.suggestions: list[tuple[str, float] | None] = []
+        #: Warnings about the current directions (e.g. computed on other weights), for the UI to keep showing.
+        self.notes: list[str] = []
         self._latents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
         self._workdir: Path | None = None
@@ -320,7 +326,7 @@ class EditorSession:
         pipe = load_pipeline(model, revision=revision, token=token, allow_local=self.allow_local)
         with self._lock:
             if getattr(self, "pipe", None) is not pipe:
-                self.directions, self.suggestions = None, []
+                self.directions, self.suggestions, self.notes = None, [], []
                 self._latents.clear()
             self.pipe = pipe
             self.model_name = str(model or "").strip()
@@ -421,19 +427,22 @@ class EditorSession:
         text = str(name_or_path).strip()
         if not text:
             raise ValueError("`directions` is empty: give a Hub id like 'org/name', a folder or a .safetensors file.")
-        if not self.allow_local and (Path(text).exists() or text.startswith(("/", ".", "~"))):
-            raise ValueError(f"`directions` {text!r}: local paths are disabled in this app; give a Hub id.")
-        directions = Directions.from_pretrained(text, revision=revision or None, token=token or None)
+        with argument_names({"pretrained_directions_name_or_path": "directions"}):
+            directions = Directions.from_pretrained(
+                text, revision=revision or None, token=token or None, allow_local=self.allow_local
+            )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             directions.check_compatible(self.pipe.generator)
-        self._set_directions(directions)
-        return directions, [str(w.message) for w in caught]
+        notes = [str(w.message) for w in caught]
+        self._set_directions(directions, notes)
+        return directions, notes
 
-    def _set_directions(self, directions: Directions) -> None:
+    def _set_directions(self, directions: Directions, notes: Sequence[str] = ()) -> None:
         with self._lock:
             self.directions = directions
             self.suggestions = [None] * len(directions)
+            self.notes = list(notes)
 
     def require_directions(self) -> Directions:
         """The current directions; raises a readable error when there are none yet."""
@@ -606,10 +615,22 @@ class EditorSession:
         path = Path(path) if path is not None else self.workdir / "directions_grid.png"
         return save_image_atomic(self.direction_grid(**grid_kwargs), path, what="path")
 
-    def export_walk(self, index: int, path: str | os.PathLike | None = None, **walk_kwargs: Any) -> Path:
-        """Save :meth:`walk_frames` along direction `index` as a looping GIF (default: in :attr:`workdir`)."""
-        path = Path(path) if path is not None else self.workdir / f"walk_direction_{int(index)}.gif"
-        return save_gif(self.walk_frames(index, **walk_kwargs), path, what="path")
+    def export_walk(
+        self, index: int, path: str | os.PathLike | None = None, format: str = "gif", **walk_kwargs: Any
+    ) -> Path:
+        """Save :meth:`walk_frames` along direction `index` as a looping GIF or an MP4 (default: in :attr:`workdir`).
+
+        Args:
+            index: The direction walked.
+            path: Target file (its extension, ``.gif`` or ``.mp4``, decides the format).
+            format: ``"gif"`` or ``"mp4"``, when `path` is not given.
+            **walk_kwargs: Passed to :meth:`walk_frames`.
+        """
+        if path is None:
+            if format not in WALK_FORMATS:
+                raise ValueError(f"`format` must be one of {WALK_FORMATS}, got {format!r}.")
+            path = self.workdir / f"walk_direction_{int(index)}.{format}"
+        return save_walk(self.walk_frames(index, **walk_kwargs), path, what="path")
 
     def export_directions(
         self,

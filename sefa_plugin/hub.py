@@ -66,6 +66,7 @@ def resolve_folder(
     local_files_only: bool | None = None,
     allow_patterns: list[str] | None = None,
     what: str = "pretrained_model_name_or_path",
+    allow_local: bool = True,
 ) -> tuple[Path, dict]:
     """Return a local folder for a folder path or a Hub repo id, plus its provenance.
 
@@ -77,6 +78,8 @@ def resolve_folder(
         local_files_only: Use the local cache only (default: ``HF_HUB_OFFLINE``).
         allow_patterns: Only download files matching these patterns.
         what: Argument name used in error messages.
+        allow_local: Look for a local folder first. A hosted app turns this off: the name is then a Hub id
+            only, and the server's files are never looked at (so errors do not reveal which paths exist).
 
     Returns:
         ``(folder, provenance)`` where provenance has ``repo_id`` and ``revision`` (the resolved commit)
@@ -87,11 +90,20 @@ def resolve_folder(
     >>> folder, info = resolve_folder("org/model", local_files_only=True)  # doctest: +SKIP
     """
     path = Path(name_or_path)
-    if path.is_dir():
+    if allow_local and path.is_dir():
         return path, {"path": str(path.resolve())}
-    if path.exists():
+    if allow_local and path.exists():
         raise ValueError(f"`{what}` must be a folder or a Hub repo id, got the file {str(path)!r}.")
     name = str(name_or_path)
+    if not allow_local:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(name)
+        except HFValidationError:
+            raise ValueError(
+                f"`{what}` must be a Hub repo id like 'org/name' (local paths are disabled), got {name!r}."
+            ) from None
     if name.count("/") > 1 or name.startswith(("/", ".", "~")) or not name.strip():
         raise FileNotFoundError(f"`{what}` {name!r} is neither an existing folder nor a valid Hub repo id.")
     if local_files_only is None:

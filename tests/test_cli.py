@@ -54,6 +54,9 @@ def test_factorize_edit_push(model_dir, tmp_path, hub_env, capsys):
     assert img.size == (3 * 16 + 4 * 2, 2 * 16 + 3 * 2)  # 3 strengths × 2 seeds with 2-px padding
     anim = Image.open(gif)
     assert anim.n_frames == 6  # 4 frames forward, 2 back
+    video = tmp_path / "walk.mp4"
+    argv[argv.index("--gif") : argv.index("--gif") + 2] = ["--mp4", str(video)]
+    assert main(argv) == 0 and video.read_bytes()[4:8] == b"ftyp"
 
     assert main(["push", str(out), "tester/cli-dirs", "--token", hub_env.token]) == 0
     assert "directions.safetensors" in hub_env.server.repo_files("tester/cli-dirs")

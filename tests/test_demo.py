@@ -17,6 +17,7 @@ def test_run_demo_writes_files_and_labels(tmp_path):
     grid = Image.open(report.files["grid"])
     assert grid.size[1] > 2 * 64 and grid.size[0] > 7 * 64
     assert Image.open(report.files["gif"]).n_frames > 2
+    assert report.files["mp4"].read_bytes()[4:8] == b"ftyp"  # an MP4 container
     d = Directions.from_pretrained(report.files["directions"])
     assert len(d) == 2 and d.labels == report.directions.labels
     lines = report.lines()

@@ -39,12 +39,13 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class-label", type=int, default=None, help="class for conditional models")
     p.add_argument("--out", required=True, help="grid PNG path")
     p.add_argument("--gif", default=None, help="also save an animated walk to this GIF path")
-    p.add_argument("--frames", type=int, default=16, help="frames of the GIF walk")
+    p.add_argument("--mp4", default=None, help="also save the walk as an H.264 video to this MP4 path")
+    p.add_argument("--frames", type=int, default=16, help="frames of the walk")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..directions import Directions
-    from ..utils.images import make_grid, save_gif, save_image_atomic
+    from ..utils.images import make_grid, save_gif, save_image_atomic, save_video
     from ._common import load_pipeline
 
     pipe = load_pipeline(args)
@@ -60,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     out = pipe(directions=directions, index=args.index, strengths=args.strengths, **common)
     save_image_atomic(make_grid(out.images, nrow=len(args.strengths)), args.out, what="--out")
     print(f"saved a {len(args.seeds)}x{len(args.strengths)} grid to {args.out}")
-    if args.gif:
+    walks = [(flag, path) for flag, path in (("--gif", args.gif), ("--mp4", args.mp4)) if path]
+    if walks:
         frames = pipe.walk_frames(directions, indices=args.index, num_frames=args.frames, **common)
-        save_gif(frames, args.gif, what="--gif")
-        print(f"saved a {args.frames}-frame walk to {args.gif}")
+        for flag, path in walks:
+            (save_gif if flag == "--gif" else save_video)(frames, path, what=flag)
+            print(f"saved a {args.frames}-frame walk to {path}")
     return 0

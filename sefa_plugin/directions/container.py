@@ -346,15 +346,18 @@ class Directions:
         cache_dir: str | os.PathLike | None = None,
         token: str | bool | None = None,
         local_files_only: bool | None = None,
+        allow_local: bool = True,
     ) -> Directions:
         """Load directions from a folder, a ``.safetensors`` file or a Hub repo id.
+
+        ``allow_local=False`` takes the name as a Hub id only (hosted apps: the server's files are never read).
 
         Example:
 
         >>> d = Directions.from_pretrained("someone/ffhq-sefa-directions")  # doctest: +SKIP
         """
         path = Path(pretrained_directions_name_or_path)
-        if path.is_file():
+        if allow_local and path.is_file():
             file = path
         else:
             folder, _ = resolve_folder(
@@ -364,6 +367,7 @@ class Directions:
                 token=token,
                 local_files_only=local_files_only,
                 what="pretrained_directions_name_or_path",
+                allow_local=allow_local,
             )
             file = folder / DIRECTIONS_FILE
             if not file.is_file():

@@ -82,6 +82,7 @@ class GANPipeline(DiffusionPipeline):
         cache_dir: str | os.PathLike | None = None,
         token: str | bool | None = None,
         local_files_only: bool | None = None,
+        allow_local: bool = True,
         **kwargs: Any,
     ) -> GANPipeline:
         """Load from a local pipeline folder or a Hub repo id.
@@ -92,6 +93,7 @@ class GANPipeline(DiffusionPipeline):
             cache_dir: Hub cache folder.
             token: Hub token.
             local_files_only: Only use the local cache (default: the ``HF_HUB_OFFLINE`` setting).
+            allow_local: Accept local folders; False takes the name as a Hub id only (hosted apps).
             **kwargs: Passed to ``DiffusionPipeline.from_pretrained`` (e.g. ``dtype``).
 
         Example:
@@ -107,6 +109,7 @@ class GANPipeline(DiffusionPipeline):
             cache_dir=cache_dir,
             token=token,
             local_files_only=local_files_only,
+            allow_local=allow_local,
         )
         if not (folder / "model_index.json").is_file():
             raise ValueError(

@@ -170,7 +170,8 @@ def test_load_directions_then_export(client, tmp_path):
     out = setup(client, method="repo", repo=str(tmp_path / "mine"))
     assert "4 sefa directions" in out[0]
     assert labels_of(out) == ["hue", "size", "direction 2", "direction 3"]
-    assert out[3]["maximum"] == 3  # the walk slider covers the loaded directions
+    # The walk's direction choice covers the loaded directions, named by their labels.
+    assert [value for _, value in out[3]["choices"]] == [0, 1, 2, 3] and out[3]["choices"][0][0] == "0: hue"
     strengths = [2.0, 0.0, 0.0, -1.0]
     grid, status = client.predict("3", 0.7, *strengths, *[0.0] * (MAX - 4), api_name="/export_grid")
     assert Path(grid).read_bytes().startswith(PNG_MAGIC) and "Direction grid" in status
@@ -266,3 +267,66 @@ def test_space_folder_is_valid():
     requirements = (APP_DIR / "requirements.txt").read_text(encoding="utf-8")
     assert "gradio" in requirements and "sefa_plugin" in requirements and "torch" in requirements
     assert json.dumps(meta)  # plain strings only
+
+
+# ------------------------------------------------------------------ rough edges a new user hits (issue 24)
+def test_one_direction_works(client, tmp_path):
+    out = setup(client, k=1)
+    assert "1 sefa directions" in out[0] and Path(out[1]).is_file()
+    assert [value for _, value in out[3]["choices"]] == [0]  # the walk's choice holds the one direction
+    walk, status = client.predict(0, 4, "0", 0.7, 1, *[1.0] + [0.0] * (MAX - 1), api_name="/export_walk")
+    assert Path(walk).is_file() and "ready" in status
+    session = EditorSession()
+    one = session.compute_directions("sefa", num_directions=3)[0:1]
+    one.save_pretrained(tmp_path / "one")
+    out = setup(client, method="repo", repo=str(tmp_path / "one"))
+    assert "1 sefa directions" in out[0] and [value for _, value in out[3]["choices"]] == [0]
+
+
+@pytest.mark.parametrize("k", [0, 11, 2.5, 10_000])
+def test_k_out_of_range_is_refused_not_clamped(client, k):
+    status = setup(client, k=k)[0]
+    assert "`K` must be a whole number in [1, 10]" in status
+
+
+def test_setup_warning_survives_the_suggestion_step(client, tmp_path):
+    from sefa_plugin import DEFAULT_MODEL, SefaPipeline
+
+    pipe = SefaPipeline.from_pretrained(DEFAULT_MODEL)
+    d = pipe.factorize(num_directions=2)
+    d.base_model["weights_sha256"] = "0" * 64  # computed on other weights
+    d.labels[0] = "<img src=http://127.0.0.1:9/x.png>"
+    d.save_pretrained(tmp_path / "foreign")
+    out = setup(client, method="repo", repo=str(tmp_path / "foreign"))
+    assert "weights sha256" in out[0]
+    status = client.predict(api_name="/suggest")[0]
+    assert "weights sha256" in status and "suggested" in status.lower()
+    # Labels from a file are text: the status never holds their markup, the slider title names them.
+    assert "<img" not in out[0] and "<img" not in status
+    sliders = out[4 : 4 + MAX]
+    assert sliders[0]["label"].startswith("0: <img src=")  # a component label is plain text
+    suggested = client.predict(api_name="/suggest")[1 + MAX : 1 + 2 * MAX]
+    assert "suggested" in suggested[1]["label"]
+
+
+def test_slider_ends_are_rounded(client, app):
+    if "ganspace" not in [value for _, value in app.METHOD_CHOICES]:
+        pytest.skip("GANSpace is not available")
+    out = setup(client, method="ganspace", gs_samples=2000, k=2)
+    lo, hi, step = out[4]["minimum"], out[4]["maximum"], out[4]["step"]
+    assert lo == -hi and len(repr(hi)) <= 5 and len(repr(step)) <= 6  # e.g. 6.9 and 0.1, not 6.890731573104858
+
+
+def test_walk_exports_as_mp4(client):
+    setup(client, k=2)
+    walk, status = client.predict(
+        1, 4, "0", 0.7, 1, *[0.0] * MAX, "mp4", api_name="/export_walk"
+    )  # fmt: skip
+    data = Path(walk).read_bytes()
+    assert walk.endswith(".mp4") and data[4:8] == b"ftyp" and "MP4" in status
+
+
+def test_the_page_opens_on_the_given_model(app, tmp_path):
+    demo = app.build_demo(space=False, model="someone/model")
+    values = [c.get("props", {}).get("value") for c in demo.config["components"]]
+    assert "someone/model" in values
