@@ -484,11 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
     _preview_args(p)
     p.set_defaults(func=_cmd_boundary)
 
-    p = sub.add_parser(
-        "import", help="convert InterFaceGAN, GANSpace or rosinality direction files", formatter_class=fmt
+    from .directions.importers import IMPORT_FORMATS
+
+    formats = ", ".join(IMPORT_FORMATS)
+    p = sub.add_parser("import", help=f"convert others' direction files ({formats})", formatter_class=fmt)
+    p.add_argument(
+        "file", help="*_boundary.npy, a GANSpace .npz cache, a rosinality factor.pt, a Voynov deformator_N.pt or run"
     )
-    p.add_argument("file", help="the file: *_boundary.npy, a GANSpace .npz cache or a rosinality factor.pt")
-    p.add_argument("--format", required=True, choices=["interfacegan", "ganspace", "rosinality"], help="source format")
+    p.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="source format")
     p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
     p.add_argument(
         "--latent-space",
