@@ -14,6 +14,9 @@ Supported formats (:data:`FORMATS`):
 * ``"genforce"``: genforce ``.pth`` checkpoints (the official SeFa models: PGGAN, StyleGAN, StyleGAN2;
   ``generator_smooth`` preferred) and huggan Hub folders (``pytorch_model.bin`` + ``config.json``), loaded
   with ``torch.load(weights_only=True)``. See :func:`convert_genforce`.
+* ``"voynov"``: anvoynov/GANLatentDiscovery's generators: SN-GAN ResNet folders (``args.json`` +
+  ``generator.pt``) and their ProgGAN ``.pth``, loaded with ``torch.load(weights_only=True)``. See
+  :func:`convert_voynov`.
 
 Example:
 
@@ -43,6 +46,7 @@ from .safe_unpickler import (
     UnsafePickleError,
     safe_load,
 )
+from .voynov import VOYNOV_SNGAN_FILE, convert_voynov, convert_voynov_state_dict
 
 __all__ = [
     "FORMATS",
@@ -58,6 +62,8 @@ __all__ = [
     "convert_nvidia_record",
     "convert_rosinality",
     "convert_rosinality_state_dict",
+    "convert_voynov",
+    "convert_voynov_state_dict",
     "detect_format",
     "detect_genforce_architecture",
     "genforce_key_map",
@@ -67,7 +73,7 @@ __all__ = [
 ]
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
-FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan")
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan", "voynov")
 #: What a converted folder's card says about the license of the weights, per source format.
 LICENSE_NOTES = {
     "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
@@ -80,6 +86,8 @@ LICENSE_NOTES = {
     "biggan": "huggingface/pytorch-pretrained-BigGAN's code is MIT; DeepMind's BigGAN-deep weights were released as "
     "TF Hub modules under Apache-2.0 (verify on the module's page). For other checkpoints, check the original "
     "weights' license.",
+    "voynov": "anvoynov/GANLatentDiscovery states no license for its code or SN-GAN weights; its ProgGAN weights are "
+    "NVIDIA's CelebA-HQ PGGAN (CC BY-NC 4.0, non-commercial). Check the original weights' license.",
 }
 
 
@@ -138,11 +146,12 @@ def checkpoint_weights_file(src: str | os.PathLike) -> str:
     if os.path.isfile(src):
         return str(src)
     if os.path.isdir(src):
-        for name in WEIGHT_FILES:
+        for name in (*WEIGHT_FILES, VOYNOV_SNGAN_FILE):
             if os.path.isfile(os.path.join(src, name)):
                 return os.path.join(src, name)
         raise FileNotFoundError(
-            f"`src` folder {str(src)!r} holds none of {WEIGHT_FILES}: it is not a checkpoint folder."
+            f"`src` folder {str(src)!r} holds none of {(*WEIGHT_FILES, VOYNOV_SNGAN_FILE)}: it is not a checkpoint "
+            "folder."
         )
     raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file or folder.")
 
@@ -161,6 +170,8 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         FileNotFoundError: `src` is a folder without a weights file.
     """
     if isinstance(src, str | os.PathLike) and os.path.isdir(src):
+        if os.path.isfile(os.path.join(src, VOYNOV_SNGAN_FILE)):
+            return "voynov"  # a GANLatentDiscovery SN-GAN folder
         weights = checkpoint_weights_file(src)
         if weights.endswith(".bin") and detect_format(weights) == "biggan":
             return "biggan"
@@ -184,6 +195,8 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
     genforce_keys = ("generator_smooth", "synthesis.early_layer.const", "synthesis.layer0.style.weight")
     if any(k in strings for k in genforce_keys) or {"layer0.weight", "lod"} <= strings:
         return "genforce"
+    if "features.0.wscale.scale" in strings or {"model.0.weight", "model.2.model.3.weight"} <= strings:
+        return "voynov"  # their ProgGAN (ptrblck's layout) or SN-GAN ResNet
     raise ValueError(
         f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
         f"pass `format=` as one of {FORMATS}."
@@ -216,4 +229,6 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
         return convert_genforce(src)
     if format == "biggan":
         return convert_biggan(src)
+    if format == "voynov":
+        return convert_voynov(src)
     return convert_rosinality(src)

@@ -4,6 +4,7 @@ from .biggan import BigGANGenerator
 from .dcgan import DCGANGenerator
 from .interface import LATENT_SPACES, EditableGenerator
 from .pggan import PGGANGenerator
+from .sngan_resnet import SNGANResNetGenerator
 from .stylegan import StyleGANGenerator
 from .stylegan2 import StyleGAN2Generator
 from .stylegan3 import StyleGAN3Generator
@@ -14,6 +15,7 @@ __all__ = [
     "DCGANGenerator",
     "EditableGenerator",
     "PGGANGenerator",
+    "SNGANResNetGenerator",
     "StyleGAN2Generator",
     "StyleGAN3Generator",
     "StyleGANGenerator",
