@@ -17,6 +17,8 @@ Supported formats (:data:`FORMATS`):
 * ``"voynov"``: anvoynov/GANLatentDiscovery's generators: SN-GAN ResNet folders (``args.json`` +
   ``generator.pt``) and their ProgGAN ``.pth``, loaded with ``torch.load(weights_only=True)``. See
   :func:`convert_voynov`.
+* ``"lightweight-gan"``: lucidrains/lightweight-gan ``model_<N>.pt`` checkpoints and HugGAN lightweight-GAN
+  folders, loaded with ``torch.load(weights_only=True)``. See :func:`convert_lightweight_gan`.
 
 Example:
 
@@ -37,6 +39,7 @@ from typing import IO
 from ..models.interface import EditableGenerator
 from .biggan import convert_biggan, convert_biggan_state_dict
 from .genforce import WEIGHT_FILES, convert_genforce, detect_genforce_architecture, genforce_key_map
+from .lightweight_gan import convert_lightweight_gan, convert_lightweight_gan_state_dict
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .safe_unpickler import (
@@ -58,6 +61,8 @@ __all__ = [
     "convert_biggan_state_dict",
     "convert_checkpoint",
     "convert_genforce",
+    "convert_lightweight_gan",
+    "convert_lightweight_gan_state_dict",
     "convert_nvidia_pickle",
     "convert_nvidia_record",
     "convert_rosinality",
@@ -73,7 +78,7 @@ __all__ = [
 ]
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
-FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan", "voynov")
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan", "voynov", "lightweight-gan")
 #: What a converted folder's card says about the license of the weights, per source format.
 LICENSE_NOTES = {
     "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
@@ -88,6 +93,8 @@ LICENSE_NOTES = {
     "weights' license.",
     "voynov": "anvoynov/GANLatentDiscovery states no license for its code or SN-GAN weights; its ProgGAN weights are "
     "NVIDIA's CelebA-HQ PGGAN (CC BY-NC 4.0, non-commercial). Check the original weights' license.",
+    "lightweight-gan": "lucidrains/lightweight-gan's code (and the HugGAN port's) is MIT; the weights carry the "
+    "license of whoever trained them (and of their training data): check the original weights' license.",
 }
 
 
@@ -162,8 +169,10 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
     An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
     ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
     checkpoint has ``generator_smooth`` or genforce's layer names; a pytorch-pretrained-BigGAN state dict has
-    ``embeddings.weight`` and ``generator.gen_z``. A folder is read through its ``pytorch_model.bin``: BigGAN
-    if that file is, else a huggan (genforce-layout) checkpoint.
+    ``embeddings.weight`` and ``generator.gen_z``; a GANLatentDiscovery generator has ``features.0.wscale.scale``
+    (ProgGAN) or ``model.2.model.3.weight`` (SN-GAN); a lightweight-gan one ``initial_conv.0.weight``. A folder
+    with ``generator.pt`` is a GANLatentDiscovery SN-GAN; other folders are read through their
+    ``pytorch_model.bin``: BigGAN or lightweight-gan if that file is, else a huggan (genforce-layout) checkpoint.
 
     Raises:
         ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
@@ -173,9 +182,8 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         if os.path.isfile(os.path.join(src, VOYNOV_SNGAN_FILE)):
             return "voynov"  # a GANLatentDiscovery SN-GAN folder
         weights = checkpoint_weights_file(src)
-        if weights.endswith(".bin") and detect_format(weights) == "biggan":
-            return "biggan"
-        return "genforce"  # a huggan folder: a genforce state dict + config.json
+        inner = detect_format(weights) if weights.endswith(".bin") else "genforce"
+        return inner if inner in ("biggan", "lightweight-gan") else "genforce"  # else a huggan genforce folder
     if isinstance(src, bytes | bytearray):
         strings = _pickle_strings(io.BytesIO(src))
     elif isinstance(src, str | os.PathLike):
@@ -197,6 +205,8 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         return "genforce"
     if "features.0.wscale.scale" in strings or {"model.0.weight", "model.2.model.3.weight"} <= strings:
         return "voynov"  # their ProgGAN (ptrblck's layout) or SN-GAN ResNet
+    if {"GE.initial_conv.0.weight", "G.initial_conv.0.weight", "initial_conv.0.weight"} & strings:
+        return "lightweight-gan"
     raise ValueError(
         f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
         f"pass `format=` as one of {FORMATS}."
@@ -231,4 +241,6 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
         return convert_biggan(src)
     if format == "voynov":
         return convert_voynov(src)
+    if format == "lightweight-gan":
+        return convert_lightweight_gan(src)
     return convert_rosinality(src)

@@ -3,6 +3,7 @@
 from .biggan import BigGANGenerator
 from .dcgan import DCGANGenerator
 from .interface import LATENT_SPACES, EditableGenerator
+from .lightweight_gan import LightweightGANGenerator
 from .pggan import PGGANGenerator
 from .sngan_resnet import SNGANResNetGenerator
 from .stylegan import StyleGANGenerator
@@ -14,6 +15,7 @@ __all__ = [
     "BigGANGenerator",
     "DCGANGenerator",
     "EditableGenerator",
+    "LightweightGANGenerator",
     "PGGANGenerator",
     "SNGANResNetGenerator",
     "StyleGAN2Generator",
