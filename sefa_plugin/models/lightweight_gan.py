@@ -38,14 +38,11 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices
+from .interface import check_generator_config, check_layer_indices
+from .zspace import INIT_RES, ZSpaceGenerator
 
-NOISE_MODES = ("random", "const", "none")
 UPSAMPLE_MODES = ("pixel_shuffle", "nearest")
 ATTENTION_KINDS = ("full", "linear")
-
-#: Side of the first feature map.
-INIT_RES = 4
 #: Skip-layer excitation ``(i, j)``: block ``i`` (output ``8·2**i`` pixels) gates the output of block ``j``.
 SLE_PAIRS = ((1, 4), (2, 5), (3, 6), (4, 7))
 
@@ -189,7 +186,7 @@ class UpBlock(nn.Module):
         return glu(self.norm(x))
 
 
-class LightweightGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
+class LightweightGANGenerator(ZSpaceGenerator, ModelMixin, ConfigMixin):
     """Lightweight GAN generator (lucidrains' layout and the HugGAN port); SeFa edits ``z``.
 
     Args:
@@ -217,8 +214,6 @@ class LightweightGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
     >>> [tuple(w.shape) for w in g.latent_weights([0])]
     [(256, 8)]
     """
-
-    latent_space = "z"
 
     @register_to_config
     def __init__(
@@ -264,31 +259,6 @@ class LightweightGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
                 setattr(self, f"sle{i}", GlobalContext(channels[i], channels[j]))
         self.out_conv = nn.Conv2d(channels[-1], img_channels, 3, padding=1)
 
-    # ------------------------------------------------------------------ NVIDIA-style call
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        noise_mode: str = "const",
-    ) -> torch.Tensor:
-        """Generate images ``[N, img_channels, img_resolution, img_resolution]``, roughly in [-1, 1]."""
-        latents = self.sample_latents(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesize(latents, noise_mode=noise_mode)
-
-    # ------------------------------------------------------------------ EditableGenerator
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.z_dim)
-
-    @property
-    def num_ws(self) -> int:
-        return 1
-
-    def layer_resolutions(self) -> list[int]:
-        return [INIT_RES]
-
     def latent_weights(self, layers: Sequence[int]) -> list[torch.Tensor]:
         """The initial transposed convolution as a dense map, ``[2·z_dim·16, z_dim]`` (layer 0 only).
 
@@ -298,33 +268,9 @@ class LightweightGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         w = self.initial_conv.weight.detach()  # [z_dim, 2·z_dim, 4, 4]
         return [w.permute(1, 2, 3, 0).reshape(-1, w.shape[0]) for _ in check_layer_indices(layers, self.num_ws)]
 
-    def sample_latents(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-    ) -> torch.Tensor:
-        """``z`` itself as editable latents ``[N, 1, z_dim]`` (unconditional; no truncation: `truncation_psi` = 1)."""
-        if c is not None:
-            raise ValueError("`c` was given but LightweightGANGenerator is unconditional.")
-        if truncation_psi != 1:
-            raise ValueError(
-                f"`truncation_psi` must be 1 for LightweightGANGenerator: it edits z directly and has no average "
-                f"latent to truncate towards; got {truncation_psi}."
-            )
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape [N, {self.latent_dim}], got {list(z.shape)}.")
-        return z.to(self.device, torch.float32).unsqueeze(1)
-
-    def synthesize(self, latents: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        """Render latents ``[N, 1, z_dim]``; `noise_mode` sets the per-layer noise of ``"pixel_shuffle"`` blocks."""
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"`noise_mode` must be one of {NOISE_MODES}, got {noise_mode!r}.")
-        if latents.ndim != 3 or latents.shape[1] != 1 or latents.shape[2] != self.latent_dim:
-            raise ValueError(f"`latents` must have shape [N, 1, {self.latent_dim}], got {list(latents.shape)}.")
-        x = latents[:, 0].to(self.device, torch.float32)[:, :, None, None]
-        x = F.normalize(glu(self.initial_norm(self.initial_conv(x))), dim=1)  # [N, z_dim, 4, 4]
+    def render(self, z: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        """``z`` ``[N, z_dim]`` to images; `noise_mode` sets the per-layer noise of ``"pixel_shuffle"`` blocks."""
+        x = F.normalize(glu(self.initial_norm(self.initial_conv(z[:, :, None, None]))), dim=1)  # [N, z_dim, 4, 4]
         gains: dict[int, torch.Tensor] = {}
         for i, block in enumerate(self.blocks):
             x = block(x, noise_mode)
@@ -332,4 +278,4 @@ class LightweightGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
                 gains[self.sle_targets[i]] = getattr(self, f"sle{i}")(x)
             if i in gains:
                 x = x * gains.pop(i)
-        return 2 * self.out_conv(x) - 1
+        return 2 * self.out_conv(x) - 1  # their images are in [0, 1]

@@ -27,12 +27,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices
-
-NOISE_MODES = ("random", "const", "none")
-
-#: Side of the first feature map.
-INIT_RES = 4
+from .interface import check_generator_config, check_layer_indices
+from .zspace import INIT_RES, ZSpaceGenerator
 
 
 class ResidualUpBlock(nn.Module):
@@ -54,7 +50,7 @@ class ResidualUpBlock(nn.Module):
         return h + (skip if self.shortcut is None else self.shortcut(skip))
 
 
-class SNGANResNetGenerator(ModelMixin, ConfigMixin, EditableGenerator):
+class SNGANResNetGenerator(ZSpaceGenerator, ModelMixin, ConfigMixin):
     """SN-GAN ResNet generator: dense → residual up-blocks → BN → ReLU → conv 3×3 → tanh; SeFa edits ``z``.
 
     Args:
@@ -80,8 +76,6 @@ class SNGANResNetGenerator(ModelMixin, ConfigMixin, EditableGenerator):
     [(256, 8)]
     """
 
-    latent_space = "z"
-
     @register_to_config
     def __init__(
         self,
@@ -103,66 +97,13 @@ class SNGANResNetGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         self.norm_out = nn.BatchNorm2d(channels[-1])
         self.to_rgb = nn.Conv2d(channels[-1], img_channels, 3, padding=1)
 
-    # ------------------------------------------------------------------ NVIDIA-style call
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        noise_mode: str = "const",
-    ) -> torch.Tensor:
-        """Generate images in [-1, 1], ``[N, img_channels, img_resolution, img_resolution]``."""
-        latents = self.sample_latents(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesize(latents, noise_mode=noise_mode)
-
-    # ------------------------------------------------------------------ EditableGenerator
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.z_dim)
-
-    @property
-    def num_ws(self) -> int:
-        return 1
-
-    def layer_resolutions(self) -> list[int]:
-        return [INIT_RES]
-
     def latent_weights(self, layers: Sequence[int]) -> list[torch.Tensor]:
         """The weight of ``dense``, ``[channels[0] * 16, z_dim]`` (layer 0 only)."""
         return [self.dense.weight.detach() for _ in check_layer_indices(layers, self.num_ws)]
 
-    def sample_latents(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-    ) -> torch.Tensor:
-        """``z`` itself as editable latents ``[N, 1, z_dim]``.
-
-        The generator is unconditional, so `c` must be None; it keeps no average latent, so
-        `truncation_psi` must be 1 (`truncation_cutoff` then has no effect and is ignored).
-        """
-        if c is not None:
-            raise ValueError("`c` was given but SNGANResNetGenerator is unconditional.")
-        if truncation_psi != 1:
-            raise ValueError(
-                f"`truncation_psi` must be 1 for SNGANResNetGenerator: it edits z directly and has no average "
-                f"latent to truncate towards; got {truncation_psi}."
-            )
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape [N, {self.latent_dim}], got {list(z.shape)}.")
-        return z.to(self.device, torch.float32).unsqueeze(1)
-
-    def synthesize(self, latents: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        """Render latents ``[N, 1, z_dim]`` to images in [-1, 1]; `noise_mode` is checked, then unused."""
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"`noise_mode` must be one of {NOISE_MODES}, got {noise_mode!r}.")
-        if latents.ndim != 3 or latents.shape[1] != 1 or latents.shape[2] != self.latent_dim:
-            raise ValueError(f"`latents` must have shape [N, 1, {self.latent_dim}], got {list(latents.shape)}.")
-        x = self.dense(latents[:, 0].to(self.device, torch.float32))
-        x = x.reshape(x.shape[0], -1, INIT_RES, INIT_RES)  # [N, channels[0], 4, 4]
+    def render(self, z: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        """``z`` ``[N, z_dim]`` to images in [-1, 1]; the model has no noise (`noise_mode` is unused)."""
+        x = self.dense(z).reshape(z.shape[0], -1, INIT_RES, INIT_RES)  # [N, channels[0], 4, 4]
         for block in self.blocks:
             x = block(x)
         return torch.tanh(self.to_rgb(torch.relu(self.norm_out(x))))

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from all_methods import check_all_methods
+from code_payload import TouchOnLoad
 
 from sefa_plugin import SefaPipeline
 from sefa_plugin.cli import main
@@ -239,19 +240,11 @@ def test_errors_name_the_key(tmp_path):
         convert_lightweight_gan(save_their_checkpoint(tmp_path / "m.pt", {}, {}))
 
 
-class _Payload:
-    def __init__(self, marker: pathlib.Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
 def test_pickled_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "model_2.pt"
     state = their_generator_state(channels=(8, 4), attn_widths=())
-    torch.save({"GAN": {f"GE.{k}": v for k, v in state.items()}, "hook": _Payload(marker)}, path)
+    torch.save({"GAN": {f"GE.{k}": v for k, v in state.items()}, "hook": TouchOnLoad(marker)}, path)
     with pytest.raises(Exception, match=r"Unsupported global|weights_only"):
         convert_checkpoint(path, format="lightweight-gan")
     assert not marker.exists()

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from all_methods import check_all_methods
+from code_payload import TouchOnLoad
 
 from sefa_plugin import SefaPipeline
 from sefa_plugin.cli import main
@@ -133,17 +134,9 @@ def test_sngan_errors_name_the_key(tmp_path):
         convert_voynov_state_dict({"x": torch.zeros(1)})
 
 
-class _Payload:
-    def __init__(self, marker: pathlib.Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
 def test_pickled_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
-    folder = write_sngan_folder(tmp_path / "evil", {**sngan_state(), "hook": _Payload(marker)})
+    folder = write_sngan_folder(tmp_path / "evil", {**sngan_state(), "hook": TouchOnLoad(marker)})
     with pytest.raises(Exception, match=r"Unsupported global|weights_only"):
         convert_checkpoint(folder)
     assert not marker.exists()

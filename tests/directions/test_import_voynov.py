@@ -8,6 +8,7 @@ import pathlib
 import pytest
 import torch
 import torch.nn.functional as F
+from code_payload import TouchOnLoad
 
 from sefa_plugin import Directions
 from sefa_plugin.cli import main
@@ -113,18 +114,10 @@ def test_random_fc_and_unknown_types_are_refused(tmp_path):
         load_voynov_deformator(tmp_path)
 
 
-class _Payload:
-    def __init__(self, marker: pathlib.Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
-
-
 def test_pickled_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "deformator_1.pt"
-    torch.save({"linear.weight": torch.eye(4), "payload": _Payload(marker)}, path)
+    torch.save({"linear.weight": torch.eye(4), "payload": TouchOnLoad(marker)}, path)
     with pytest.raises(ValueError, match="refused: loading it would run pickled code"):
         load_voynov_deformator(path)
     assert not marker.exists()
