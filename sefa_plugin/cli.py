@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--latent-space",
         default=None,
         choices=["w+", "z"],
-        help="latent space (default: w+; GANSpace: from the file name)",
+        help="latent space (default: w+; GANSpace: from the file name; voynov: from args.json, else z)",
     )
     p.add_argument("--layers", default=None, help="edit layers (default: all of --model; needed without it)")
     p.add_argument("--model", default=None, help="target pipeline folder or Hub id (checks sizes, resolves layers)")
