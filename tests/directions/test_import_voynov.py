@@ -131,3 +131,26 @@ def test_dispatch_and_cli(tmp_path, capsys):
     assert main(["import", str(path), "--format", "voynov", "--out", str(tmp_path / "out")]) == 0
     assert "imported 3 voynov directions (z, layers [0])" in capsys.readouterr().out
     assert torch.equal(Directions.from_pretrained(tmp_path / "out").vectors, d.vectors)
+
+
+def test_cli_import_for_a_model_then_edit(tmp_path, capsys):
+    from sefa_plugin import SefaPipeline
+    from sefa_plugin.models import SNGANResNetGenerator
+
+    torch.manual_seed(0)
+    SefaPipeline(generator=SNGANResNetGenerator(z_dim=6, img_resolution=8, channels=[8, 4]).eval()).save_pretrained(
+        tmp_path / "model"
+    )
+    state = {"log_mat_half": torch.randn(4, 4)}  # a 4-wide deformator on a 6-wide latent: zero-padded
+    run = write_run(tmp_path / "run", state, {"gan_type": "SN_Anime", "deformator": "ortho"}, notes="1: thickness\n")
+    out = tmp_path / "dirs"
+    assert main(["import", str(run), "--format", "voynov", "--model", str(tmp_path / "model"), "--out", str(out)]) == 0
+    d = Directions.from_pretrained(out)
+    assert (
+        d.vectors.shape == (4, 6)
+        and d.labels[1] == "thickness"
+        and d.base_model["class_name"] == "SNGANResNetGenerator"
+    )
+    grid = tmp_path / "grid.png"
+    argv = ["edit", str(tmp_path / "model"), "--directions", str(out), "--index", "1", "--out", str(grid)]
+    assert main([*argv, "--truncation-psi", "1"]) == 0 and grid.is_file()
