@@ -12,8 +12,8 @@ ganspace       ``cache/components/*.npz`` from harskish/ganspace         ``lat_c
                                                                          ``var_ratio``, ``lat_mean`` …
 rosinality     ``factor.pt`` from rosinality/stylegan2-pytorch's          ``{"ckpt": str, "eigvec": [D, K]}``
                ``closed_form_factorization.py``                          (directions in *columns*)
-voynov         ``models/deformator_<step>.pt`` (or its run folder) from       ``linear.weight`` ``[D, K]`` or
-               anvoynov/GANLatentDiscovery                               ``log_mat_half`` ``[D, D]``
+voynov         ``models/deformator_<step>.pt`` (or its run folder)       ``linear.weight`` ``[D, K]`` or
+               from anvoynov/GANLatentDiscovery                          ``log_mat_half`` ``[D, D]``
 =============  ========================================================  ====================================
 
 A file does not say which generator it belongs to, so the latent space and the edited layers are

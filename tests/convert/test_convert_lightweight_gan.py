@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 from itertools import pairwise
 
 import pytest
@@ -204,6 +205,18 @@ def test_noise_modes_and_the_non_ema_generator(tmp_path):
         torch.manual_seed(0)
         assert ((ours + 1) / 2 - their_forward(gen, z)).abs().max() <= 1e-4
         assert torch.equal(g(z), g(z)) and not torch.equal(g(z), g(z, noise_mode="none"))  # "const" is fixed noise
+
+
+def test_pixel_shuffle_release_without_noise():
+    state = their_generator_state(channels=(8, 4), attn_widths=())
+    silent = {k: v for k, v in state.items() if not re.fullmatch(r"layers\.\d+\.0\.3\.weight", k)}
+    silent = {re.sub(r"^(layers\.\d+\.0\.)4\.", r"\g<1>3.", k): v for k, v in silent.items()}  # BN moves up
+    g = convert_lightweight_gan_state_dict(silent)
+    assert torch.equal(torch.cat([b.noise_strength for b in g.blocks]), torch.zeros(2))
+    z = torch.randn(2, Z)
+    quiet = {k: (torch.zeros(1) if re.fullmatch(r"layers\.\d+\.0\.3\.weight", k) else v) for k, v in state.items()}
+    with torch.no_grad():
+        assert ((g(z) + 1) / 2 - their_forward(quiet, z)).abs().max() <= 1e-4
 
 
 def test_huggan_hub_folder_and_all_methods(tmp_path):
