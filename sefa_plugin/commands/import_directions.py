@@ -7,7 +7,7 @@ import argparse
 from ._common import add_hub_args, load_pipeline
 
 NAME = "import"
-HELP = "convert InterFaceGAN, GANSpace or rosinality direction files"
+HELP = "convert others' direction files (InterFaceGAN, GANSpace, rosinality, Voynov & Babenko deformators)"
 FLAGS = {
     "path": "FILE",
     "format": "--format",
@@ -21,7 +21,7 @@ def register(p: argparse.ArgumentParser) -> None:
     from ..directions.importers import IMPORT_FORMATS
 
     p.add_argument(
-        "file", metavar="FILE", help="the file: *_boundary.npy, a GANSpace .npz cache or a rosinality factor.pt"
+        "file", metavar="FILE", help="*_boundary.npy, a GANSpace .npz cache, a rosinality factor.pt, a Voynov deformator_N.pt or run"
     )
     p.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="source format")
     p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
@@ -29,7 +29,7 @@ def register(p: argparse.ArgumentParser) -> None:
         "--latent-space",
         default=None,
         choices=["w+", "z"],
-        help="latent space (default: w+; GANSpace: from the file name)",
+        help="latent space (default: w+; GANSpace: from the file name; voynov: from args.json, else z)",
     )
     p.add_argument("--layers", default=None, help="edit layers (default: all of --model; needed without it)")
     p.add_argument(

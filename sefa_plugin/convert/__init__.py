@@ -14,6 +14,11 @@ Supported formats (:data:`FORMATS`):
 * ``"genforce"``: genforce ``.pth`` checkpoints (the official SeFa models: PGGAN, StyleGAN, StyleGAN2;
   ``generator_smooth`` preferred) and huggan Hub folders (``pytorch_model.bin`` + ``config.json``), loaded
   with ``torch.load(weights_only=True)``. See :func:`convert_genforce`.
+* ``"voynov"``: anvoynov/GANLatentDiscovery's generators: SN-GAN ResNet folders (``args.json`` +
+  ``generator.pt``) and their ProgGAN ``.pth``, loaded with ``torch.load(weights_only=True)``. See
+  :func:`convert_voynov`.
+* ``"lightweight-gan"``: lucidrains/lightweight-gan ``model_<N>.pt`` checkpoints and HugGAN lightweight-GAN
+  folders, loaded with ``torch.load(weights_only=True)``. See :func:`convert_lightweight_gan`.
 
 Example:
 
@@ -34,6 +39,7 @@ from typing import IO
 from ..models.interface import EditableGenerator
 from .biggan import convert_biggan, convert_biggan_state_dict
 from .genforce import WEIGHT_FILES, convert_genforce, detect_genforce_architecture, genforce_key_map
+from .lightweight_gan import convert_lightweight_gan, convert_lightweight_gan_state_dict
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .safe_unpickler import (
@@ -43,6 +49,7 @@ from .safe_unpickler import (
     UnsafePickleError,
     safe_load,
 )
+from .voynov import VOYNOV_SNGAN_FILE, convert_voynov, convert_voynov_state_dict
 
 __all__ = [
     "FORMATS",
@@ -54,10 +61,14 @@ __all__ = [
     "convert_biggan_state_dict",
     "convert_checkpoint",
     "convert_genforce",
+    "convert_lightweight_gan",
+    "convert_lightweight_gan_state_dict",
     "convert_nvidia_pickle",
     "convert_nvidia_record",
     "convert_rosinality",
     "convert_rosinality_state_dict",
+    "convert_voynov",
+    "convert_voynov_state_dict",
     "detect_format",
     "detect_genforce_architecture",
     "genforce_key_map",
@@ -67,7 +78,7 @@ __all__ = [
 ]
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
-FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan")
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan", "voynov", "lightweight-gan")
 #: What a converted folder's card says about the license of the weights, per source format.
 LICENSE_NOTES = {
     "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
@@ -80,6 +91,10 @@ LICENSE_NOTES = {
     "biggan": "huggingface/pytorch-pretrained-BigGAN's code is MIT; DeepMind's BigGAN-deep weights were released as "
     "TF Hub modules under Apache-2.0 (verify on the module's page). For other checkpoints, check the original "
     "weights' license.",
+    "voynov": "anvoynov/GANLatentDiscovery states no license for its code or SN-GAN weights; its ProgGAN weights are "
+    "NVIDIA's CelebA-HQ PGGAN (CC BY-NC 4.0, non-commercial). Check the original weights' license.",
+    "lightweight-gan": "lucidrains/lightweight-gan's code (and the HugGAN port's) is MIT; the weights carry the "
+    "license of whoever trained them (and of their training data): check the original weights' license.",
 }
 
 
@@ -138,11 +153,12 @@ def checkpoint_weights_file(src: str | os.PathLike) -> str:
     if os.path.isfile(src):
         return str(src)
     if os.path.isdir(src):
-        for name in WEIGHT_FILES:
+        for name in (*WEIGHT_FILES, VOYNOV_SNGAN_FILE):
             if os.path.isfile(os.path.join(src, name)):
                 return os.path.join(src, name)
         raise FileNotFoundError(
-            f"`src` folder {str(src)!r} holds none of {WEIGHT_FILES}: it is not a checkpoint folder."
+            f"`src` folder {str(src)!r} holds none of {(*WEIGHT_FILES, VOYNOV_SNGAN_FILE)}: it is not a checkpoint "
+            "folder."
         )
     raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file or folder.")
 
@@ -153,18 +169,21 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
     An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
     ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
     checkpoint has ``generator_smooth`` or genforce's layer names; a pytorch-pretrained-BigGAN state dict has
-    ``embeddings.weight`` and ``generator.gen_z``. A folder is read through its ``pytorch_model.bin``: BigGAN
-    if that file is, else a huggan (genforce-layout) checkpoint.
+    ``embeddings.weight`` and ``generator.gen_z``; a GANLatentDiscovery generator has ``features.0.wscale.scale``
+    (ProgGAN) or ``model.2.model.3.weight`` (SN-GAN); a lightweight-gan one ``initial_conv.0.weight``. A folder
+    with ``generator.pt`` is a GANLatentDiscovery SN-GAN; other folders are read through their
+    ``pytorch_model.bin``: BigGAN or lightweight-gan if that file is, else a huggan (genforce-layout) checkpoint.
 
     Raises:
         ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
         FileNotFoundError: `src` is a folder without a weights file.
     """
     if isinstance(src, str | os.PathLike) and os.path.isdir(src):
+        if os.path.isfile(os.path.join(src, VOYNOV_SNGAN_FILE)):
+            return "voynov"  # a GANLatentDiscovery SN-GAN folder
         weights = checkpoint_weights_file(src)
-        if weights.endswith(".bin") and detect_format(weights) == "biggan":
-            return "biggan"
-        return "genforce"  # a huggan folder: a genforce state dict + config.json
+        inner = detect_format(weights) if weights.endswith(".bin") else "genforce"
+        return inner if inner in ("biggan", "lightweight-gan") else "genforce"  # else a huggan genforce folder
     if isinstance(src, bytes | bytearray):
         strings = _pickle_strings(io.BytesIO(src))
     elif isinstance(src, str | os.PathLike):
@@ -184,6 +203,10 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
     genforce_keys = ("generator_smooth", "synthesis.early_layer.const", "synthesis.layer0.style.weight")
     if any(k in strings for k in genforce_keys) or {"layer0.weight", "lod"} <= strings:
         return "genforce"
+    if "features.0.wscale.scale" in strings or {"model.0.weight", "model.2.model.3.weight"} <= strings:
+        return "voynov"  # their ProgGAN (ptrblck's layout) or SN-GAN ResNet
+    if {"GE.initial_conv.0.weight", "G.initial_conv.0.weight", "initial_conv.0.weight"} & strings:
+        return "lightweight-gan"
     raise ValueError(
         f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
         f"pass `format=` as one of {FORMATS}."
@@ -216,4 +239,8 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
         return convert_genforce(src)
     if format == "biggan":
         return convert_biggan(src)
+    if format == "voynov":
+        return convert_voynov(src)
+    if format == "lightweight-gan":
+        return convert_lightweight_gan(src)
     return convert_rosinality(src)

@@ -12,6 +12,8 @@ ganspace       ``cache/components/*.npz`` from harskish/ganspace         ``lat_c
                                                                          ``var_ratio``, ``lat_mean`` …
 rosinality     ``factor.pt`` from rosinality/stylegan2-pytorch's          ``{"ckpt": str, "eigvec": [D, K]}``
                ``closed_form_factorization.py``                          (directions in *columns*)
+voynov         ``models/deformator_<step>.pt`` (or its run folder)       ``linear.weight`` ``[D, K]`` or
+               from anvoynov/GANLatentDiscovery                          ``log_mat_half`` ``[D, D]``
 =============  ========================================================  ====================================
 
 A file does not say which generator it belongs to, so the latent space and the edited layers are
@@ -23,6 +25,7 @@ file name and SHA-256 in ``extra``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -47,12 +50,13 @@ __all__ = [
     "load_ganspace_npz",
     "load_interfacegan_boundary",
     "load_rosinality_factor",
+    "load_voynov_deformator",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Accepted values of ``format`` in :func:`import_directions` and ``sefa import --format``.
-IMPORT_FORMATS = ("interfacegan", "ganspace", "rosinality")
+IMPORT_FORMATS = ("interfacegan", "ganspace", "rosinality", "voynov")
 
 # GANSpace cache names end with ``_n{N}[_w][_seed{S}].npz``; ``_w`` marks components computed in W.
 _GANSPACE_NAME = re.compile(r"_n\d+(?P<w>_w)?(?:_seed\d+)?\.npz$")
@@ -158,6 +162,24 @@ def _load_npy_or_npz(path: Path, what: str) -> Any:
         raise ValueError(f"`path` {str(path)!r} is not a plain {what} (it needs pickle, refused): {err}") from err
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"`path` {str(path)!r} is not a readable {what}: {err}") from err
+
+
+def _torch_load(p: Path, expected: str) -> Any:
+    """``torch.load(p, weights_only=True)`` on the CPU; errors say why in one line and what was `expected`."""
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message is long; keep its one-line reason ("WeightsUnpickler error: ...").
+        reason = re.search(r"WeightsUnpickler error:\s*([^\n]+(?:\n[^\n]+)?)", str(err))
+        detail = (" ".join(reason.group(1).split()) if reason else str(err).splitlines()[0]).split(". ")[0]
+        if "unsupported global" not in detail.lower():
+            raise ValueError(f"`path` {str(p)!r} is not a readable torch file: {detail}") from err
+        raise ValueError(
+            f"`path` {str(p)!r} holds objects other than tensors and plain containers (refused: loading it "
+            f"would run pickled code: {detail}). Expected {expected}."
+        ) from err
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"`path` {str(p)!r} is not a readable torch file: {err}") from err
 
 
 # ---------------------------------------------------------------------------------------- formats
@@ -312,20 +334,7 @@ def load_rosinality_factor(
     'w+'
     """
     p = _file(path)
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's message is long; keep its one-line reason ("WeightsUnpickler error: ...").
-        reason = re.search(r"WeightsUnpickler error:\s*([^\n]+(?:\n[^\n]+)?)", str(err))
-        detail = (" ".join(reason.group(1).split()) if reason else str(err).splitlines()[0]).split(". ")[0]
-        if "unsupported global" not in detail.lower():
-            raise ValueError(f"`path` {str(p)!r} is not a readable torch file: {detail}") from err
-        raise ValueError(
-            f"`path` {str(p)!r} holds objects other than tensors and plain containers (refused: loading it "
-            f"would run pickled code: {detail}). Expected rosinality's factor.pt {{'ckpt': str, 'eigvec': [D, K]}}."
-        ) from err
-    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"`path` {str(p)!r} is not a readable torch file: {err}") from err
+    obj = _torch_load(p, "rosinality's factor.pt {'ckpt': str, 'eigvec': [D, K]}")
     if not isinstance(obj, dict) or not isinstance(obj.get("eigvec"), torch.Tensor):
         keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(
@@ -343,6 +352,144 @@ def load_rosinality_factor(
         vectors = vectors[:num_components]
     extra = {"ckpt": obj["ckpt"]} if isinstance(obj.get("ckpt"), str) else {}
     return _finish(p, "rosinality", vectors, "w+", layers, generator, extra=extra)
+
+
+# Voynov & Babenko's `DeformatorType` names (their args.json "deformator") that are fixed linear maps.
+_VOYNOV_TYPES = ("linear", "proj", "ortho", "id", "random", "fc")
+
+
+def _voynov_run(path: str | os.PathLike) -> tuple[Path, Path | None]:
+    """The deformator file and its run folder (holding ``args.json``) for a file or a run folder."""
+    p = Path(path)
+    if p.is_dir():
+        steps = {int(m.group(1)): f for f in (p / "models").glob("deformator_*.pt")
+                 if (m := re.fullmatch(r"deformator_(\d+)\.pt", f.name))}  # fmt: skip
+        if not steps:
+            raise FileNotFoundError(f"`path` folder {str(path)!r} holds no models/deformator_<step>.pt.")
+        return steps[max(steps)], p  # the last step, as their `load_from_dir` picks
+    p = _file(path)
+    run = next((d for d in (p.parent, p.parent.parent) if (d / "args.json").is_file()), None)
+    return p, run
+
+
+def _voynov_labels(run: Path | None, k: int) -> list[str]:
+    """Labels from the run's ``human_annotation.txt`` (lines ``index: name``); unnamed ones keep a number."""
+    labels = [f"direction {i}" for i in range(k)]
+    notes = run / "human_annotation.txt" if run is not None else None
+    if notes is not None and notes.is_file():
+        for line in notes.read_text(encoding="utf-8").splitlines():
+            m = re.fullmatch(r"\s*(\d+)\s*:\s*(.*\S)\s*", line)
+            if m and int(m.group(1)) < k:
+                labels[int(m.group(1))] = m.group(2)
+    return labels
+
+
+def load_voynov_deformator(
+    path: str | os.PathLike,
+    latent_space: str | None = None,
+    layers: LayerSpec | None = None,
+    generator: EditableGenerator | None = None,
+    deformator: str | None = None,
+) -> Directions:
+    """Load a deformator of anvoynov/GANLatentDiscovery (Voynov & Babenko, ICML 2020) as fixed directions.
+
+    Their ``LatentDeformator`` maps a shift ``ε·e_k`` along input axis ``k`` to a latent shift; for the
+    linear types that shift is ``ε`` times one fixed vector, which becomes direction ``k``:
+
+    * ``linear`` (``linear.weight`` ``[out, K]``): column ``k``; its norm (the latent step per unit of ``ε``)
+      is kept in ``extra["shift_norms"]``. ``proj`` (same weight; the shift is rescaled to norm ``|ε|``) gives
+      the same unit columns, so the two need not be told apart. Their ``linear.bias``, a constant offset
+      added to every shift, is not a direction: it is dropped and its norm kept in ``extra["bias_norm"]``.
+    * ``ortho`` (``log_mat_half`` ``[D, D]``): column ``k`` of ``expm(L - Lᵀ)``.
+    * ``id`` (an empty state dict): the coordinate axes; needs the run's ``args.json`` (``directions_count``).
+    * ``random`` and ``fc`` are refused: a random deformator's matrix is drawn when it is built and never
+      saved, and ``fc`` is a nonlinear network whose shift depends on ``ε``, not a fixed direction.
+
+    Vectors longer than the latent are cut and shorter ones zero-padded, as their deformator does, when
+    `generator` is given. The file is read with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: A ``models/deformator_<step>.pt`` state dict, a training ``checkpoint.pt``
+            (``{"deformator": ..., "shift_predictor": ..., "step": ...}``) or a run folder (``args.json`` +
+            ``models/``; the last step is read). A run's ``args.json`` gives the type and latent space and its
+            ``human_annotation.txt`` the labels.
+        latent_space: ``"z"`` or ``"w+"`` (default: ``"w+"`` for their StyleGAN2 runs shifted in W, else ``"z"``).
+        layers: Layers an edit changes (default: all of `generator`'s; layer 0 in z space).
+        generator: Target generator (checks sizes, pads or cuts vectors, resolves layer specs).
+        deformator: Their type name (one of ``"linear"``, ``"proj"``, ``"ortho"``, ``"id"``; default: from
+            ``args.json``, else from the state-dict keys).
+
+    Example:
+
+    >>> from sefa_plugin.directions.importers import load_voynov_deformator
+    >>> d = load_voynov_deformator("results/anime/models/deformator_100000.pt")  # doctest: +SKIP
+    >>> d.latent_space, d.extra["deformator"]  # doctest: +SKIP
+    ('z', 'ortho')
+    """
+    file, run = _voynov_run(path)
+    args: dict[str, Any] = {}
+    if run is not None:
+        try:
+            args = json.loads((run / "args.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{str(run / 'args.json')!r} is not valid JSON: {err}") from err
+    state = _torch_load(file, "a GANLatentDiscovery deformator state dict")
+    if isinstance(state, dict) and isinstance(state.get("deformator"), dict):
+        state = state["deformator"]  # a training checkpoint
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"`path` {str(file)!r} is not a deformator state dict (a dict of tensors).")
+    kind = deformator or args.get("deformator")
+    if kind is None and not state:
+        raise ValueError(
+            f"`path` {str(file)!r} is an empty state dict: an 'id' or a 'random' deformator. Keep it in its run "
+            f"folder (args.json) or pass `deformator`; 'random' cannot be imported (its matrix is never saved)."
+        )
+    if kind is None:
+        kind = "ortho" if "log_mat_half" in state else "linear" if "linear.weight" in state else "fc"
+    if kind not in _VOYNOV_TYPES:
+        raise ValueError(f"`deformator` must be one of {_VOYNOV_TYPES[:4]}, got {kind!r}.")
+    if kind == "random":
+        raise ValueError(
+            f"`path` {str(file)!r} is a 'random' deformator: its orthogonal matrix is drawn when the deformator is "
+            "built and is not in the saved state dict, so there are no directions to import."
+        )
+    if kind == "fc":
+        raise ValueError(
+            f"`path` {str(file)!r} is an 'fc' deformator: a nonlinear network whose shift depends on its size, "
+            "which fixed directions cannot represent. Train a linear, proj or ortho deformator instead."
+        )
+    extra: dict[str, Any] = {"deformator": kind}
+    if kind == "id":
+        k = int(args.get("directions_count") or (generator.latent_dim if generator is not None else 0))
+        if k < 1:
+            raise ValueError(f"`path` {str(file)!r}: an 'id' deformator needs args.json's directions_count.")
+        vectors = torch.eye(k, dtype=torch.float64)
+    elif kind == "ortho":
+        log = state.get("log_mat_half")
+        if log is None or log.ndim != 2 or log.shape[0] != log.shape[1]:
+            raise ValueError(f"`path` {str(file)!r}: an 'ortho' deformator needs 'log_mat_half' [D, D].")
+        vectors = torch.linalg.matrix_exp(log.double() - log.double().T).T  # column k -> row k
+    else:
+        weight = state.get("linear.weight")
+        if weight is None or weight.ndim != 2:
+            raise ValueError(f"`path` {str(file)!r}: a '{kind}' deformator needs 'linear.weight' [out, K].")
+        vectors = weight.double().T
+        extra["shift_norms"] = vectors.norm(dim=1).tolist()
+        if "linear.bias" in state:
+            extra["bias_norm"] = float(state["linear.bias"].double().norm())
+            logger.info("%s: dropped the deformator's constant bias (norm %.4g)", file.name, extra["bias_norm"])
+    if generator is not None and vectors.shape[1] != generator.latent_dim:
+        d = generator.latent_dim  # their deformator cuts or zero-pads its output to the latent size
+        vectors = torch.nn.functional.pad(vectors[:, :d], (0, max(0, d - vectors.shape[1])))
+    if latent_space is None:
+        latent_space = "w+" if "StyleGAN2" in str(args.get("gan_type", "")) and args.get("w_shift", True) else "z"
+    scale = float(args.get("shift_scale", 6.0)) * (
+        float(np.mean(extra["shift_norms"])) if "shift_norms" in extra else 1.0
+    )
+    return _finish(
+        file, "voynov", vectors, _check_latent_space(latent_space), layers, generator,
+        labels=_voynov_labels(run, vectors.shape[0]), strength_range=(-scale, scale), extra=extra,
+    )  # fmt: skip
 
 
 def import_directions(
@@ -371,4 +518,6 @@ def import_directions(
         if latent_space not in (None, "w+"):
             raise ValueError(f"`latent_space` must be 'w+' for rosinality factor files, got {latent_space!r}.")
         return load_rosinality_factor(path, layers=layers, generator=generator)
+    if format == "voynov":
+        return load_voynov_deformator(path, latent_space=latent_space, layers=layers, generator=generator)
     raise ValueError(f"`format` must be one of {IMPORT_FORMATS}, got {format!r}.")

@@ -3,7 +3,9 @@
 from .biggan import BigGANGenerator
 from .dcgan import DCGANGenerator
 from .interface import LATENT_SPACES, EditableGenerator
+from .lightweight_gan import LightweightGANGenerator
 from .pggan import PGGANGenerator
+from .sngan_resnet import SNGANResNetGenerator
 from .stylegan import StyleGANGenerator
 from .stylegan2 import StyleGAN2Generator
 from .stylegan3 import StyleGAN3Generator
@@ -13,7 +15,9 @@ __all__ = [
     "BigGANGenerator",
     "DCGANGenerator",
     "EditableGenerator",
+    "LightweightGANGenerator",
     "PGGANGenerator",
+    "SNGANResNetGenerator",
     "StyleGAN2Generator",
     "StyleGAN3Generator",
     "StyleGANGenerator",

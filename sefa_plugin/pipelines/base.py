@@ -25,7 +25,7 @@ from diffusers.utils import BaseOutput
 # that defines a component class so that loading can find them.
 from ..directions.container import Directions
 from ..hub import atomic_folder, push_folder, resolve_folder, weights_sha256
-from ..models import biggan, dcgan, pggan, stylegan, stylegan2, stylegan3  # noqa: F401  (component classes for from_pretrained)
+from ..models import biggan, dcgan, lightweight_gan, pggan, sngan_resnet, stylegan, stylegan2, stylegan3  # noqa: F401  (component classes for from_pretrained)
 from ..models.interface import EditableGenerator
 from ..utils.images import make_grid, to_pil
 
