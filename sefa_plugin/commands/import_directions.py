@@ -21,7 +21,9 @@ def register(p: argparse.ArgumentParser) -> None:
     from ..directions.importers import IMPORT_FORMATS
 
     p.add_argument(
-        "file", metavar="FILE", help="*_boundary.npy, a GANSpace .npz cache, a rosinality factor.pt, a Voynov deformator_N.pt or run"
+        "file",
+        metavar="FILE",
+        help="*_boundary.npy, a GANSpace .npz cache, a rosinality factor.pt, a Voynov deformator_N.pt or run",
     )
     p.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="source format")
     p.add_argument("--out", required=True, help="output folder (directions.safetensors + README.md)")
