@@ -1,6 +1,7 @@
-"""Training the project's own GANs (the recipe of the embedded default model)."""
+"""Training: the project's own GANs (the embedded model's recipe) and the resumable latent discovery."""
 
+from .config import RESUME_OVERRIDABLE, TrainingConfig, build_generator
 from .discriminator import Discriminator
-from .trainer import Trainer, TrainingConfig, build_generator
+from .trainer import Trainer
 
-__all__ = ["Discriminator", "Trainer", "TrainingConfig", "build_generator"]
+__all__ = ["RESUME_OVERRIDABLE", "Discriminator", "Trainer", "TrainingConfig", "build_generator"]

@@ -365,7 +365,7 @@ def test_shape_confidence_game(tmp_path, monkeypatch):
 
 def test_balanced_assignment_and_the_assign_term(tmp_path, monkeypatch):
     """shape_assign_weight: cross-entropy to balanced per-sample targets (Sinkhorn-Knopp on the head's logits)."""
-    from sefa_plugin.training.trainer import balanced_assignment
+    from sefa_plugin.training.loss import balanced_assignment
 
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
@@ -400,7 +400,7 @@ def test_shape_projection_term(tmp_path, monkeypatch):
     """shape_projection_weight adds the head's logit of each image's shape to D's real/fake logit."""
     import torch.nn.functional as F
 
-    from sefa_plugin.training.trainer import balanced_assignment
+    from sefa_plugin.training.loss import balanced_assignment, projection_logits
 
     torch.set_num_threads(1)
     with pytest.raises(ValueError, match=r"shape_projection_weight.*aux_shape_weight"):
@@ -421,8 +421,10 @@ def test_shape_projection_term(tmp_path, monkeypatch):
     def projected_gap() -> float:  # mean projected logit of the real batch minus that of the fixed samples
         with torch.no_grad():
             rf, ff = t.D.features(real), t.D.features(fake)
-            real_proj = t._project(t.D.out(rf), t.D.aux(rf), torch.tensor([0, 1, 2, 2]))
-            fake_proj = t._project(t.D.out(ff), t.D.aux(ff), balanced_assignment(t.D.aux(ff), freq).argmax(1))
+            real_proj = projection_logits(t.config, t.D.out(rf), t.D.aux(rf), torch.tensor([0, 1, 2, 2]))
+            fake_proj = projection_logits(
+                t.config, t.D.out(ff), t.D.aux(ff), balanced_assignment(t.D.aux(ff), freq).argmax(1)
+            )
         return float((real_proj - fake_proj).mean())
 
     before = projected_gap()
