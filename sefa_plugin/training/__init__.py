@@ -2,6 +2,17 @@
 
 from .config import RESUME_OVERRIDABLE, TrainingConfig, build_generator
 from .discriminator import Discriminator
+from .latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
+from .reconstructor import Reconstructor
 from .trainer import Trainer
 
-__all__ = ["RESUME_OVERRIDABLE", "Discriminator", "Trainer", "TrainingConfig", "build_generator"]
+__all__ = [
+    "RESUME_OVERRIDABLE",
+    "Discriminator",
+    "LatentDiscoveryConfig",
+    "LatentDiscoveryTrainer",
+    "Reconstructor",
+    "Trainer",
+    "TrainingConfig",
+    "build_generator",
+]
