@@ -27,8 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 import sefa_plugin
-from sefa_plugin.directions.learned import LatentDiscoveryConfig, LatentDiscoveryTrainer
 from sefa_plugin.models import EditableGenerator, StyleGAN2Generator
+from sefa_plugin.training.latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
 
 
 def cpu_name() -> str:

@@ -20,7 +20,9 @@ import torch
 from sefa_plugin.cards import render_card
 from sefa_plugin.hub import atomic_folder, weights_sha256
 from sefa_plugin.pipelines import SefaPipeline
-from sefa_plugin.training.trainer import CHECKPOINT_NAME, TrainingConfig, build_generator
+from sefa_plugin.training import TrainingConfig, build_generator
+from sefa_plugin.training.checkpoint import load_checkpoint
+from sefa_plugin.training.trainer import CHECKPOINT_NAME
 from sefa_plugin.utils.images import make_grid, to_pil
 
 logger = logging.getLogger("export_embedded")
@@ -49,7 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
 
-    state = torch.load(Path(args.run_dir) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    state = load_checkpoint(Path(args.run_dir) / CHECKPOINT_NAME)
+    if state is None:
+        raise SystemExit(f"no {CHECKPOINT_NAME} in --run-dir {args.run_dir}")
     cfg = TrainingConfig(**state["config"])
     generator = build_generator(cfg)
     generator.load_state_dict(state["G_ema"])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from sefa_plugin.evaluation.predictor import (
+from sefa_plugin.evaluation.predictor_training import (
     degrade_images,
     evaluate_predictor,
     format_metrics,

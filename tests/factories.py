@@ -7,6 +7,20 @@ import torch
 from sefa_plugin import StyleGAN2Generator
 from sefa_plugin.models import BigGANGenerator, StyleGAN3Generator
 
+#: A tiny GAN training run (16 px, batch 4) with every lazy regularisation due every other step.
+TINY_TRAINING = dict(
+    resolution=16,
+    z_dim=16,
+    w_dim=16,
+    mapping_layers=2,
+    channel_base=128,
+    channel_max=16,
+    batch_size=4,
+    r1_interval=2,
+    pl_weight=2.0,
+    pl_interval=2,
+)
+
 TINY_STYLEGAN2 = dict(z_dim=16, w_dim=16, img_resolution=16, channel_base=256, channel_max=16, mapping_layers=2)
 
 

@@ -39,7 +39,7 @@ FORMAT_VERSION = "1"
 METHOD_NAMES = {
     "sefa": "SeFa (closed-form factorization)",
     "ganspace": "GANSpace (PCA)",
-    "learned": "learned directions (Voynov & Babenko)",
+    "learned": "latent discovery (Voynov & Babenko)",  # the stored tag of latent discovery's directions
     "boundary": "supervised boundaries (InterFaceGAN)",
     "random": "random directions (baseline)",
     "coordinate": "coordinate directions (baseline)",

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from ..directions.container import Directions
-from ..directions.learned import LatentDiscoveryConfig, LatentDiscoveryTrainer
 from ..models.interface import EditableGenerator
+from ..training.latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
 
 __all__ = ["RCAResult", "reconstructor_classification_accuracy"]
 

@@ -1,8 +1,8 @@
-"""`LatentDiscoveryPipeline`: learned directions (Voynov & Babenko, ICML 2020).
+"""`LatentDiscoveryPipeline`: latent discovery (Voynov & Babenko, ICML 2020).
 
 A direction matrix and a reconstructor are trained together on the frozen generator: the reconstructor
 must tell, from an image and the image moved along one of K directions, which direction was taken and
-how far. The pipeline wraps :class:`~sefa_plugin.directions.learned.LatentDiscoveryTrainer` (resumable
+how far. The pipeline wraps :class:`~sefa_plugin.training.latent_discovery.LatentDiscoveryTrainer` (resumable
 checkpoints, ``accelerate`` for devices) and returns the directions in the common
 :class:`~sefa_plugin.directions.Directions` format, scored by the reconstructor's per-direction accuracy.
 """
@@ -17,15 +17,10 @@ import torch
 from diffusers.utils import BaseOutput
 
 from ..directions.container import Directions
+from ..directions.latent_discovery import TRAINABLE_KINDS, check_kind, check_num_directions
 from ..directions.layers import LayerSpec, parse_layers
-from ..directions.learned import (
-    TRAINABLE_KINDS,
-    LatentDiscoveryConfig,
-    LatentDiscoveryTrainer,
-    Reconstructor,
-    check_kind,
-    check_num_directions,
-)
+from ..training.latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
+from ..training.reconstructor import Reconstructor
 from .base import GANPipeline
 
 logger = logging.getLogger(__name__)
@@ -41,7 +36,7 @@ class LatentDiscoveryOutput(BaseOutput):
     Attributes:
         directions: The K directions (unit rows); ``values`` holds each direction's reconstructor
             accuracy on fresh batches (None when `eval_batches` is 0).
-        reconstructor: The trained :class:`~sefa_plugin.directions.learned.Reconstructor`.
+        reconstructor: The trained :class:`~sefa_plugin.training.reconstructor.Reconstructor`.
         accuracy: Overall argmax accuracy of the reconstructor on fresh batches (NaN when not evaluated).
     """
 
@@ -51,7 +46,7 @@ class LatentDiscoveryOutput(BaseOutput):
 
 
 class LatentDiscoveryPipeline(GANPipeline):
-    """A generator plus unsupervised learned directions (Voynov & Babenko) and editing.
+    """A generator plus the directions latent discovery (Voynov & Babenko) learns unsupervised, and editing.
 
     Args:
         generator: Any :class:`~sefa_plugin.models.interface.EditableGenerator`.

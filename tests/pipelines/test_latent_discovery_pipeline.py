@@ -9,7 +9,8 @@ import torch
 from factories import tiny_stylegan2
 
 from sefa_plugin import Directions, LatentDiscoveryOutput, LatentDiscoveryPipeline
-from sefa_plugin.directions.learned import CHECKPOINT_NAME, Reconstructor
+from sefa_plugin.training.latent_discovery import CHECKPOINT_NAME
+from sefa_plugin.training.reconstructor import Reconstructor
 
 SMALL = {"num_directions": 4, "batch_size": 8, "eval_batches": 2}
 

@@ -1,4 +1,4 @@
-"""Learned directions core: direction matrix kinds, shift math, shift sampling, loss, reconstructor, errors."""
+"""Latent discovery core: direction matrix kinds, shift math, shift sampling, loss, errors."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ import pytest
 import torch
 
 from sefa_plugin import StyleGAN2Generator
-from sefa_plugin.directions.learned import (
+from sefa_plugin.directions.latent_discovery import (
     DIRECTION_KINDS,
     DirectionMatrix,
-    LatentDiscoveryConfig,
-    LatentDiscoveryTrainer,
-    Reconstructor,
     apply_shift,
     discovery_loss,
     sample_shifts,
 )
+from sefa_plugin.training.latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
 
 
 def tiny_stylegan2(seed: int = 0) -> StyleGAN2Generator:
@@ -138,17 +136,6 @@ def test_loss_is_cross_entropy_plus_weighted_l1():
     assert torch.isclose(loss, ce + 0.25 * 1.5)
 
 
-def test_reconstructor_shapes_and_input_checks():
-    r = Reconstructor(num_directions=6, img_channels=3, img_resolution=16, base_channels=8, max_channels=16)
-    logits, shift = r(torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16))
-    assert logits.shape == (4, 6) and shift.shape == (4,)
-    assert r.features[0].in_channels == 6  # original and shifted concatenated on channels
-    with pytest.raises(ValueError, match="`shifted`"):
-        r(torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8))
-    with pytest.raises(ValueError, match="`num_directions`"):
-        Reconstructor(num_directions=0)
-
-
 @pytest.mark.parametrize("k", [0, 17, -1, 2.5, True])
 def test_num_directions_errors(k):
     with pytest.raises(ValueError, match=r"`num_directions`.*16"):
@@ -175,33 +162,3 @@ def test_editable_dim_keeps_the_rest_of_the_latent_fixed(kind):
         DirectionMatrix(latent_dim=10, num_directions=7, kind=kind, editable_dim=6)
     with pytest.raises(ValueError, match="editable_dim"):
         DirectionMatrix(latent_dim=10, num_directions=3, kind=kind, editable_dim=11)
-
-
-def test_trainer_on_biggan_learns_z_directions_only():
-    from factories import TINY_BIGGAN, tiny_biggan
-
-    g = tiny_biggan()
-    z_dim = TINY_BIGGAN["z_dim"]
-    trainer = LatentDiscoveryTrainer(g, LatentDiscoveryConfig(num_directions=3, kind="ortho", batch_size=4, lr=1e-1))
-    trainer.train(steps=2, progress_bar=None)
-    d = trainer.direction_matrix.directions().detach()
-    assert d.shape == (3, g.latent_dim) and torch.equal(d[:, z_dim:], torch.zeros(3, g.latent_dim - z_dim))
-    assert not torch.allclose(d[:, :z_dim], torch.eye(z_dim)[:3], atol=1e-4)  # it trained
-    with pytest.raises(ValueError, match="num_directions"):
-        LatentDiscoveryTrainer(g, LatentDiscoveryConfig(num_directions=z_dim + 1))
-
-
-def test_trainer_updates_matrix_only_for_trainable_kinds():
-    g = tiny_stylegan2()
-    before = {n: p.detach().clone() for n, p in g.named_parameters()}
-    ortho = LatentDiscoveryTrainer(g, LatentDiscoveryConfig(num_directions=3, kind="ortho", batch_size=4, lr=1e-2))
-    start = ortho.direction_matrix.directions().detach().clone()
-    ortho.train(steps=2, progress_bar=None)
-    assert not torch.allclose(ortho.direction_matrix.directions(), start)
-    assert ortho.step == 2
-    coord = LatentDiscoveryTrainer(g, LatentDiscoveryConfig(num_directions=3, kind="coordinate", batch_size=4))
-    coord.train(steps=2)
-    assert torch.equal(coord.direction_matrix.directions(), torch.eye(16)[:3])
-    # The generator is frozen and left as it was (weights and requires_grad flags).
-    assert all(torch.equal(before[n], p) for n, p in g.named_parameters())
-    assert all(p.requires_grad for p in g.parameters()) and all(p.grad is None for p in g.parameters())

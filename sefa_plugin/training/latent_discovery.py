@@ -1,41 +1,22 @@
-"""Learned latent directions: unsupervised discovery by a direction matrix and a reconstructor.
+"""Latent discovery's resumable training: a direction matrix and a reconstructor on a frozen generator.
 
 Voynov & Babenko, "Unsupervised Discovery of Interpretable Directions in the GAN Latent Space", ICML
-2020 (https://arxiv.org/abs/2002.03754; official code: https://github.com/anvoynov/GANLatentDiscovery).
-
-A matrix of K directions and a reconstructor network are trained together. Each step draws a latent, a
-direction index ``k`` uniform over K and a shift ``ε``, renders the image and the image with the latent
-moved by ``ε · d_k``, and asks the reconstructor to tell ``k`` and ``ε`` from the pair. The loss is
-``cross_entropy(k̂, k) + λ · mean|ε̂ − ε|`` (λ = 0.25); the generator stays frozen. Directions that
-the reconstructor can tell apart are directions whose effects on the image differ, which tends to make
-them interpretable.
-
-Direction matrix kinds:
-
-* ``"ortho"``: the first K columns of ``exp(S − Sᵀ)`` (an orthogonal matrix for any square ``S``).
-* ``"linear"``: a free ``[D, K]`` matrix (directions may change length).
-* ``"proj"``: a free matrix whose columns are scaled to unit norm before use.
-* ``"random"`` and ``"coordinate"``: fixed baselines (a seeded random orthonormal basis, the first K
-  axes) with no trainable parameters; only the reconstructor learns.
-
-Shift sampling: the paper draws ``ε ~ U[−6, 6]`` and then moves values with ``|ε| < 0.5`` onto ``±0.5``,
-which puts point masses at ``±0.5``. Here ``|ε|`` is drawn uniformly from ``[min_shift, shift_scale]``
-and the sign independently, which is exactly ``U[−6, 6]`` conditioned on ``|ε| ≥ 0.5`` (the same
-distribution as resampling until ``|ε| ≥ 0.5``), without the point masses.
-
-For style-based generators the shift is added to the untruncated W+ latents on the chosen layers (all
-of them by default, i.e. a shift of ``w``); for z-input generators it is added to ``z``.
+2020 (https://arxiv.org/abs/2002.03754). Each step draws latents, direction indices and shifts
+(:func:`~sefa_plugin.directions.latent_discovery.sample_shifts`), renders each image and its shifted
+copy, and trains the :class:`~sefa_plugin.training.reconstructor.Reconstructor` (and, for the
+trainable kinds, the :class:`~sefa_plugin.directions.latent_discovery.DirectionMatrix`) on
+:func:`~sefa_plugin.directions.latent_discovery.discovery_loss`. Every batch has its own seed, so a
+run resumed from its checkpoint (:mod:`~sefa_plugin.training.checkpoint`) continues exactly; several
+processes are handled by ``accelerate``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import numbers
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,344 +25,32 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, ModelMixin
-from diffusers.configuration_utils import register_to_config
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..directions.latent_discovery import (
+    DirectionMatrix,
+    apply_shift,
+    check_kind,
+    check_num_directions,
+    check_shift_range,
+    discovery_loss,
+    sample_shifts,
+)
 from ..models.interface import EditableGenerator
+from ..utils.checks import is_int
+from .checkpoint import append_log, load_checkpoint, save_checkpoint_atomic
+from .reconstructor import Reconstructor
 
-__all__ = [
-    "DIRECTION_KINDS",
-    "TRAINABLE_KINDS",
-    "DirectionMatrix",
-    "LatentDiscoveryConfig",
-    "LatentDiscoveryTrainer",
-    "Reconstructor",
-    "apply_shift",
-    "discovery_loss",
-    "sample_shifts",
-]
+__all__ = ["CHECKPOINT_NAME", "LatentDiscoveryConfig", "LatentDiscoveryTrainer"]
 
 logger = logging.getLogger(__name__)
 
-#: Kinds of direction matrix a user can ask for.
-DIRECTION_KINDS = ("ortho", "linear", "proj", "random", "coordinate")
-#: Kinds with trainable parameters (the others are fixed baselines).
-TRAINABLE_KINDS = ("ortho", "linear", "proj")
 #: File name of the resumable checkpoint inside a run's `checkpoint_dir`.
 CHECKPOINT_NAME = "latent_discovery.pt"
 NOISE_MODES = ("const", "random", "none")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_num_directions(num_directions: int, latent_dim: int) -> int:
-    """Validate K against the latent size; errors name `num_directions`."""
-    if not _is_int(num_directions) or not 1 <= int(num_directions) <= latent_dim:
-        raise ValueError(
-            f"`num_directions` must be an int in [1, {latent_dim}] (the editable latent size of this generator), "
-            f"got {num_directions!r}."
-        )
-    return int(num_directions)
-
-
-def check_kind(kind: str) -> str:
-    if kind not in DIRECTION_KINDS:
-        raise ValueError(f"`kind` must be one of {DIRECTION_KINDS}, got {kind!r}.")
-    return kind
-
-
-# ---------------------------------------------------------------------------------- direction matrix
-class DirectionMatrix(nn.Module):
-    """K directions in a D-dimensional latent space, trainable or fixed.
-
-    Args:
-        latent_dim: D, the width of the editable latent.
-        num_directions: K, at most D.
-        kind: One of :data:`DIRECTION_KINDS` (see the module docstring), or ``"fixed"`` with `vectors`.
-        seed: Seed of the initialisation (``"ortho"``) or of the basis (``"random"``).
-        vectors: ``[K, D]`` directions to hold fixed (only with ``kind="fixed"``; any K).
-        editable_dim: How many leading coordinates the directions may move (default: all D). A
-            class-conditional BigGAN's latent is ``[z, class embedding]``: its directions live in the
-            ``z`` part and are zero on the rest (the generator's ``editable_latent_dim``).
-
-    Example:
-
-    >>> import torch
-    >>> from sefa_plugin.directions.learned import DirectionMatrix
-    >>> m = DirectionMatrix(latent_dim=8, num_directions=3, kind="ortho")
-    >>> d = m.directions()  # [K, D]
-    >>> torch.allclose(d @ d.T, torch.eye(3), atol=1e-5)
-    True
-    >>> latents = torch.zeros(2, 4, 8)  # [N, num_ws, D]
-    >>> shifted = m.shift(latents, index=torch.tensor([0, 2]), eps=torch.tensor([1.0, -2.0]), layers=[0, 1])
-    >>> torch.allclose(shifted[1, 0], -2 * d[2]), bool(shifted[:, 2:].eq(0).all())
-    (True, True)
-    """
-
-    def __init__(
-        self,
-        latent_dim: int,
-        num_directions: int,
-        kind: str = "ortho",
-        seed: int = 0,
-        vectors: torch.Tensor | None = None,
-        editable_dim: int | None = None,
-    ) -> None:
-        super().__init__()
-        if not _is_int(latent_dim) or latent_dim < 1:
-            raise ValueError(f"`latent_dim` must be a positive int, got {latent_dim!r}.")
-        if editable_dim is None:
-            editable_dim = latent_dim
-        if not _is_int(editable_dim) or not 1 <= editable_dim <= latent_dim:
-            raise ValueError(f"`editable_dim` must be an int in [1, {latent_dim}], got {editable_dim!r}.")
-        if kind == "fixed":
-            if vectors is None or vectors.ndim != 2 or vectors.shape[1] != latent_dim or vectors.shape[0] < 1:
-                shape = None if vectors is None else list(vectors.shape)
-                raise ValueError(f"`kind='fixed'` needs `vectors` of shape [K, {latent_dim}], got {shape}.")
-            num_directions = int(vectors.shape[0])
-        elif kind not in DIRECTION_KINDS:
-            raise ValueError(f"`kind` must be one of {DIRECTION_KINDS} (or 'fixed' with `vectors`), got {kind!r}.")
-        else:
-            if vectors is not None:
-                raise ValueError(f"`vectors` is only used with `kind='fixed'`, not with {kind!r}.")
-            num_directions = check_num_directions(num_directions, editable_dim)
-        self.kind = kind
-        self.latent_dim = int(latent_dim)
-        # Fixed vectors are given in the whole latent; the other kinds are built in the editable part.
-        self.editable_dim = self.latent_dim if kind == "fixed" else int(editable_dim)
-        self.num_directions = int(num_directions)
-        rng = torch.Generator().manual_seed(int(seed))
-        d, k = self.editable_dim, self.num_directions
-        if kind == "ortho":
-            # Near the identity at first (the official code starts from 0.001·randn).
-            self.log_half = nn.Parameter(0.001 * torch.randn(d, d, generator=rng))
-        elif kind in ("linear", "proj"):
-            self.weight = nn.Parameter(torch.eye(d)[:, :k].clone())  # [D, K]: columns are directions
-        elif kind == "random":
-            q, r = torch.linalg.qr(torch.randn(d, k, generator=rng, dtype=torch.float64))
-            q = q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(k, dtype=q.dtype))
-            self.register_buffer("basis", q.float().contiguous())
-        elif kind == "coordinate":
-            self.register_buffer("basis", torch.eye(d)[:, :k].contiguous())
-        else:  # fixed
-            self.register_buffer("basis", vectors.detach().to(torch.float32).T.contiguous())
-
-    @property
-    def trainable(self) -> bool:
-        """Whether this matrix has parameters to learn."""
-        return self.kind in TRAINABLE_KINDS
-
-    def matrix(self) -> torch.Tensor:
-        """The directions as columns in the editable coordinates, ``[editable_dim, K]`` (differentiable)."""
-        if self.kind == "ortho":
-            return torch.matrix_exp(self.log_half - self.log_half.T)[:, : self.num_directions]
-        if self.kind == "linear":
-            return self.weight
-        if self.kind == "proj":
-            return self.weight / self.weight.norm(dim=0, keepdim=True).clamp_min(1e-12)
-        return self.basis
-
-    def directions(self) -> torch.Tensor:
-        """The directions as rows, ``[K, D]`` (unit rows except for ``"linear"`` and ``"fixed"``)."""
-        rows = self.matrix().T
-        if self.editable_dim < self.latent_dim:
-            rows = F.pad(rows, (0, self.latent_dim - self.editable_dim))
-        return rows
-
-    def forward(self, index: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """Latent shifts ``eps[i] · d_{index[i]}``, ``[N, D]``."""
-        if index.ndim != 1 or eps.shape != index.shape:
-            raise ValueError(
-                f"`index` and `eps` must both have shape [N], got {list(index.shape)} and {list(eps.shape)}."
-            )
-        return eps[:, None].to(self._dtype()) * self.directions()[index.to(self._device())]
-
-    def shift(
-        self,
-        latents: torch.Tensor,
-        index: torch.Tensor,
-        eps: torch.Tensor,
-        layers: Sequence[int] | None = None,
-    ) -> torch.Tensor:
-        """Move latents ``[N, num_ws, D]`` by ``eps · d_index`` on `layers` (default: all layers)."""
-        return apply_shift(latents, self(index, eps), layers)
-
-    def _device(self) -> torch.device:
-        return next(iter(self.parameters()), None).device if self.trainable else self.basis.device
-
-    def _dtype(self) -> torch.dtype:
-        return next(iter(self.parameters()), None).dtype if self.trainable else self.basis.dtype
-
-
-def apply_shift(latents: torch.Tensor, shifts: torch.Tensor, layers: Sequence[int] | None = None) -> torch.Tensor:
-    """Add per-sample shifts ``[N, D]`` to latents ``[N, num_ws, D]`` on `layers` (differentiable).
-
-    Example:
-
-    >>> import torch
-    >>> out = apply_shift(torch.zeros(1, 3, 2), torch.tensor([[1.0, 2.0]]), layers=[1])
-    >>> out[0].tolist()
-    [[0.0, 0.0], [1.0, 2.0], [0.0, 0.0]]
-    """
-    if latents.ndim != 3 or shifts.ndim != 2 or shifts.shape != (latents.shape[0], latents.shape[2]):
-        raise ValueError(
-            f"`shifts` must have shape [N, D] matching `latents` [N, num_ws, D]; got {list(shifts.shape)} "
-            f"and {list(latents.shape)}."
-        )
-    shifts = shifts.to(latents.device, latents.dtype)
-    if layers is None:
-        return latents + shifts[:, None, :]
-    layers = [int(i) for i in layers]
-    if not layers or any(not 0 <= i < latents.shape[1] for i in layers):
-        raise ValueError(f"`layers` {layers} out of range for latents with {latents.shape[1]} layers.")
-    mask = torch.zeros(latents.shape[1], device=latents.device, dtype=latents.dtype)
-    mask[layers] = 1
-    return latents + mask[None, :, None] * shifts[:, None, :]
-
-
-def sample_shifts(
-    batch_size: int,
-    num_directions: int,
-    shift_scale: float = 6.0,
-    min_shift: float = 0.5,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw direction indices uniform over K and shifts ε with ``min_shift ≤ |ε| ≤ shift_scale``.
-
-    ``|ε|`` is uniform on ``[min_shift, shift_scale]`` and its sign is a fair coin: ``U[−s, s]``
-    conditioned on ``|ε| ≥ min_shift`` (see the module docstring for how this differs from the paper's
-    clamping).
-
-    Returns:
-        ``(index, eps)``: a long tensor ``[batch_size]`` and a float tensor ``[batch_size]`` (on CPU).
-
-    Example:
-
-    >>> import torch
-    >>> index, eps = sample_shifts(1000, 5, generator=torch.Generator().manual_seed(0))
-    >>> int(index.min()), int(index.max()), bool((eps.abs() >= 0.5).all() and (eps.abs() <= 6).all())
-    (0, 4, True)
-    """
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-    if not _is_int(num_directions) or num_directions < 1:
-        raise ValueError(f"`num_directions` must be a positive int, got {num_directions!r}.")
-    _check_shift_range(shift_scale, min_shift)
-    index = torch.randint(int(num_directions), (batch_size,), generator=generator)
-    magnitude = min_shift + (shift_scale - min_shift) * torch.rand(batch_size, generator=generator)
-    sign = torch.randint(0, 2, (batch_size,), generator=generator).float() * 2 - 1
-    return index, sign * magnitude
-
-
-def _check_shift_range(shift_scale: float, min_shift: float) -> None:
-    if not (math.isfinite(shift_scale) and shift_scale > 0):
-        raise ValueError(f"`shift_scale` must be a positive finite number, got {shift_scale!r}.")
-    if not (math.isfinite(min_shift) and 0 <= min_shift <= shift_scale):
-        raise ValueError(f"`min_shift` must be in [0, `shift_scale`={shift_scale}], got {min_shift!r}.")
-
-
-def discovery_loss(
-    logits: torch.Tensor,
-    shift_pred: torch.Tensor,
-    index: torch.Tensor,
-    eps: torch.Tensor,
-    reg_weight: float = 0.25,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The paper's loss ``CE(logits, index) + reg_weight · mean|ε̂ − ε|``.
-
-    Returns:
-        ``(loss, cross_entropy, shift_l1)``; the last two unweighted.
-    """
-    ce = F.cross_entropy(logits, index)
-    l1 = (shift_pred - eps).abs().mean()
-    return ce + reg_weight * l1, ce, l1
-
-
-# ---------------------------------------------------------------------------------- reconstructor
-class Reconstructor(ModelMixin, ConfigMixin):
-    """Tells which direction, and how far, moved an image: a small CNN with two heads.
-
-    The original and shifted images are concatenated on channels (``[N, 2C, H, W]``), go through a
-    stride-2 convolution stack down to 4×4 (GroupNorm, so results do not depend on the batch, nor on the
-    number of processes), then a hidden layer, and two linear heads: logits over the K directions and one
-    scalar shift.
-
-    Args:
-        num_directions: K, the number of classes.
-        img_channels: C of the generator's images.
-        img_resolution: Side of the (square) images.
-        base_channels: Channels of the first convolution; doubled at each downsampling.
-        max_channels: Upper bound on channels.
-        hidden_features: Width of the hidden layer before the heads.
-
-    Example:
-
-    >>> import torch
-    >>> from sefa_plugin.directions.learned import Reconstructor
-    >>> r = Reconstructor(num_directions=5, img_channels=3, img_resolution=16)
-    >>> logits, shift = r(torch.zeros(2, 3, 16, 16), torch.zeros(2, 3, 16, 16))
-    >>> tuple(logits.shape), tuple(shift.shape)
-    ((2, 5), (2,))
-    """
-
-    @register_to_config
-    def __init__(
-        self,
-        num_directions: int,
-        img_channels: int = 3,
-        img_resolution: int = 64,
-        base_channels: int = 32,
-        max_channels: int = 128,
-        hidden_features: int = 256,
-    ) -> None:
-        super().__init__()
-        for name, value in (("num_directions", num_directions), ("img_channels", img_channels),
-                            ("base_channels", base_channels), ("max_channels", max_channels),
-                            ("hidden_features", hidden_features)):  # fmt: skip
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-        if not _is_int(img_resolution) or img_resolution < 4:
-            raise ValueError(f"`img_resolution` must be an int ≥ 4, got {img_resolution!r}.")
-        ch = min(base_channels, max_channels)
-        layers: list[nn.Module] = [nn.Conv2d(2 * img_channels, ch, 3, padding=1), nn.LeakyReLU(0.2)]
-        res = img_resolution
-        while res > 4:
-            out = min(ch * 2, max_channels)
-            layers += [
-                nn.Conv2d(ch, out, 3, stride=2, padding=1),
-                nn.GroupNorm(math.gcd(8, out), out),
-                nn.LeakyReLU(0.2),
-                nn.Conv2d(out, out, 3, padding=1),
-                nn.GroupNorm(math.gcd(8, out), out),
-                nn.LeakyReLU(0.2),
-            ]
-            ch, res = out, (res + 1) // 2
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(4)
-        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(ch * 16, hidden_features), nn.LeakyReLU(0.2))
-        self.direction_head = nn.Linear(hidden_features, num_directions)
-        self.shift_head = nn.Linear(hidden_features, 1)
-
-    def forward(self, original: torch.Tensor, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Direction logits ``[N, K]`` and predicted shifts ``[N]`` for image pairs ``[N, C, H, W]``."""
-        cfg = self.config
-        expected = [cfg.img_channels, cfg.img_resolution, cfg.img_resolution]
-        for name, x in (("original", original), ("shifted", shifted)):
-            if x.ndim != 4 or list(x.shape[1:]) != expected:
-                raise ValueError(f"`{name}` must have shape [N, {', '.join(map(str, expected))}], got {list(x.shape)}.")
-        if original.shape[0] != shifted.shape[0]:
-            raise ValueError(
-                f"`original` and `shifted` differ in batch size: {original.shape[0]} vs {shifted.shape[0]}."
-            )
-        h = self.hidden(self.pool(self.features(torch.cat([original, shifted], dim=1))))  # [N, hidden]
-        return self.direction_head(h), self.shift_head(h).squeeze(1)
-
-
-# ---------------------------------------------------------------------------------- training
 @dataclass
 class LatentDiscoveryConfig:
     """Settings of one run (stored in its checkpoint; resuming needs the same settings).
@@ -422,12 +91,6 @@ def _batch_generator(seed: int, stream: int, step: int, process: int) -> torch.G
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _module_device(module: nn.Module) -> torch.device:
     for t in (*module.parameters(), *module.buffers()):
         return t.device
@@ -448,7 +111,7 @@ class LatentDiscoveryTrainer:
 
     Example:
 
-    >>> from sefa_plugin.directions.learned import LatentDiscoveryConfig, LatentDiscoveryTrainer
+    >>> from sefa_plugin.training.latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
     >>> trainer = LatentDiscoveryTrainer(generator, LatentDiscoveryConfig(num_directions=5))  # doctest: +SKIP
     >>> trainer.train(steps=1000)  # doctest: +SKIP
     >>> accuracy, per_direction = trainer.evaluate(num_batches=100)  # doctest: +SKIP
@@ -522,13 +185,13 @@ class LatentDiscoveryTrainer:
                 raise ValueError(f"`layers` must be indices in [0, {generator.num_ws - 1}], got {config.layers}.")
             if cfg.layers == list(range(generator.num_ws)):
                 cfg.layers = None
-        if not _is_int(cfg.batch_size) or cfg.batch_size < 1:
+        if not is_int(cfg.batch_size) or cfg.batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {cfg.batch_size!r}.")
         if not (math.isfinite(cfg.lr) and cfg.lr > 0):
             raise ValueError(f"`lr` must be a positive finite number, got {cfg.lr!r}.")
         if not (math.isfinite(cfg.reg_weight) and cfg.reg_weight >= 0):
             raise ValueError(f"`reg_weight` must be a finite number ≥ 0, got {cfg.reg_weight!r}.")
-        _check_shift_range(cfg.shift_scale, cfg.min_shift)
+        check_shift_range(cfg.shift_scale, cfg.min_shift)
         if cfg.noise_mode not in NOISE_MODES:
             raise ValueError(f"`noise_mode` must be one of {NOISE_MODES}, got {cfg.noise_mode!r}.")
         return cfg
@@ -540,9 +203,9 @@ class LatentDiscoveryTrainer:
         except OSError as err:
             raise OSError(f"`checkpoint_dir` {str(self.checkpoint_dir)!r} cannot be created: {err}") from err
         path = self.checkpoint_dir / CHECKPOINT_NAME
-        if not path.is_file():
+        state = load_checkpoint(path)
+        if state is None:
             return
-        state = torch.load(path, map_location="cpu", weights_only=True)
         saved, current = state.get("config", {}), asdict(self.config)
         diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if diff:
@@ -655,10 +318,10 @@ class LatentDiscoveryTrainer:
             The mean stats (loss, cross_entropy, shift_l1, accuracy) of the last logged window
             (empty if no step was run).
         """
-        if not _is_int(steps) or steps < 0:
+        if not is_int(steps) or steps < 0:
             raise ValueError(f"`steps` must be an int ≥ 0, got {steps!r}.")
         for name, value in (("checkpoint_every", checkpoint_every), ("log_every", log_every)):
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
         main = self.accelerator.is_main_process
         remaining = max(steps - self.step, 0)
@@ -690,8 +353,9 @@ class LatentDiscoveryTrainer:
         summary = {k: float(np.mean([s[k] for s in window])) for k in window[0]}
         logger.info("latent discovery step %d: %s", self.step, ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
         if self.checkpoint_dir is not None and self.accelerator.is_main_process:
-            with (self.checkpoint_dir / "log.jsonl").open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"step": self.step, "wall_seconds": self.wall_seconds, **summary}) + "\n")
+            append_log(
+                self.checkpoint_dir / "log.jsonl", {"step": self.step, "wall_seconds": self.wall_seconds, **summary}
+            )
         return summary
 
     @torch.no_grad()
@@ -704,10 +368,10 @@ class LatentDiscoveryTrainer:
         Returns:
             ``(accuracy, per_direction)``: a float and a ``[K]`` CPU tensor.
         """
-        if not _is_int(num_batches) or num_batches < 1:
+        if not is_int(num_batches) or num_batches < 1:
             raise ValueError(f"`num_batches` must be a positive int, got {num_batches!r}.")
         n = self.config.batch_size if batch_size is None else batch_size
-        if not _is_int(n) or n < 1:
+        if not is_int(n) or n < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
         acc, k = self.accelerator, self.config.num_directions
         correct = torch.zeros(k, device=acc.device)
@@ -747,5 +411,4 @@ class LatentDiscoveryTrainer:
             "reconstructor": self.unwrapped_reconstructor.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
-        _atomic_torch_save(state, path)
-        return path
+        return save_checkpoint_atomic(state, path)
