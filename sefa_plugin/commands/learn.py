@@ -1,4 +1,4 @@
-"""``sefa learn``: learned directions (Voynov & Babenko): a direction matrix and a reconstructor, resumable."""
+"""``sefa learn``: latent discovery (Voynov & Babenko): a direction matrix and a reconstructor, resumable."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ._common import LAYER_HELP, add_model_args, add_preview_args, default_of, l
 logger = logging.getLogger("sefa_plugin.cli")
 
 NAME = "learn"
-HELP = "learned directions (Voynov & Babenko): train a direction matrix (resumable)"
+HELP = "latent discovery (Voynov & Babenko): learn a direction matrix with a reconstructor (resumable)"
 FLAGS = {
     "num_directions": "-k",
     "kind": "--kind",
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     directions = out.directions
     seconds = directions.extra["train_seconds"]
     logger.info(
-        "learned directions: %d steps in %.1f s (%.2f steps/s)",
+        "latent discovery: %d steps in %.1f s (%.2f steps/s)",
         directions.extra["steps"],
         seconds,
         directions.extra["steps"] / seconds if seconds else float("nan"),

@@ -57,7 +57,7 @@ def _config_default(name: str):
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    from ..training.trainer import RESUME_OVERRIDABLE
+    from ..training import RESUME_OVERRIDABLE
 
     p.add_argument("--run-dir", required=True, help="checkpoint folder; training resumes from it")
     p.add_argument("--iterations", type=int, required=True, help="total iterations to reach")
@@ -88,8 +88,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import Trainer, TrainingConfig
-    from ..training.trainer import RESUME_OVERRIDABLE
+    from ..training import RESUME_OVERRIDABLE, Trainer, TrainingConfig
 
     given = {  # flags without a default of their own: the configuration's defaults apply
         k: getattr(args, k)
