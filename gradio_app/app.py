@@ -433,6 +433,7 @@ def build_demo(
                     gs_samples = gr.Number(20_000, precision=0, label="GANSpace samples", visible=False)
                     repo = gr.Textbox(
                         label="Direction repo",
+                        elem_id="direction-repo",
                         placeholder="org/name" + (" or a folder / directions.safetensors" if allow_local else ""),
                         visible=False,
                     )

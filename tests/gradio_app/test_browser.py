@@ -125,3 +125,40 @@ def test_editor_in_the_browser(app_url, browser, tmp_path):
     download_info.value.save_as(grid)
     assert grid.read_bytes().startswith(PNG_MAGIC)
     page.close()
+
+
+def wait_for_status(page, pattern: str) -> None:
+    page.wait_for_function(
+        "(re) => new RegExp(re).test(document.querySelector('#status')?.innerText || '')", arg=pattern
+    )
+
+
+def test_one_direction_and_a_one_direction_repo(app_url, browser, tmp_path):
+    from sefa_plugin.editor import EditorSession
+
+    session = EditorSession()
+    session.compute_directions("sefa", num_directions=2)[0:1].save_pretrained(tmp_path / "one")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.wait_for_selector("#editor-image img")
+    wait_for_status(page, "suggest")
+    # K = 1: one slider, and moving it changes the image.
+    page.locator("#k input").fill("1")
+    page.get_by_role("button", name="Load and compute").click()
+    wait_for_status(page, "^1 sefa directions")
+    wait_for_status(page, "suggest")
+    assert page.locator("#strength-1").is_hidden()
+    before = image_src(page)
+    drag_slider(page, "strength-0", 0.95)
+    page.wait_for_function(
+        "(src) => { const img = document.querySelector('#editor-image img'); return img && img.src !== src; }",
+        arg=before,
+    )
+    # A direction repo (here a folder) holding one direction.
+    page.get_by_label("Load a direction repo").check()
+    page.locator("#direction-repo textarea, #direction-repo input").first.fill(str(tmp_path / "one"))
+    page.get_by_role("button", name="Load and compute").click()
+    wait_for_status(page, "^1 sefa directions")
+    assert "Error" not in page.locator("body").inner_text()
+    page.close()
