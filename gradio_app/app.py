@@ -51,8 +51,10 @@ METHOD_CHOICES.append(("Load a direction repo", "repo"))
 CSS = """
 .sefa-image img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #render-message { min-height: 1.6em; }
-/* The image stays in view while the sliders below it scroll past. */
-#image-panel { position: sticky; top: 0; z-index: 5; background: var(--background-fill-primary); }
+/* The image stays in view while the sliders below it scroll past ("clip" clips like Gradio's "hidden" without
+   making the container a scroll box, which would keep the sticky panel from sticking). */
+.gradio-container { overflow: clip !important; }
+#image-panel { position: sticky; top: 0; z-index: 1000; background: var(--background-fill-primary); }
 """
 INTRO = (
     "# SeFa editor\n"
