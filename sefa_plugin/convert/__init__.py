@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import io
 import os
-import pickletools
 import zipfile
-from collections.abc import Iterator
 from typing import IO
 
 from ..models.interface import EditableGenerator
@@ -36,12 +34,15 @@ from .biggan import convert_biggan, convert_biggan_state_dict
 from .genforce import WEIGHT_FILES, convert_genforce, detect_genforce_architecture, genforce_key_map
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
+from .pickle_scan import CheckpointLimitError, NotAPickleError, scan_pickle, stream_end
 from .safe_unpickler import (
     NVIDIA_PERSISTENT_GLOBAL,
     ZIP_MAGIC,
     PersistentRecord,
     UnsafePickleError,
+    read_zip_member,
     safe_load,
+    torch_zip_pickle,
 )
 
 __all__ = [
@@ -87,37 +88,30 @@ LICENSE_NOTES = {
 _MAX_PICKLES = 4
 
 
-def _pickle_streams(file: IO[bytes]) -> Iterator[IO[bytes]]:
-    """The pickle program(s) whose opcodes describe the checkpoint's top-level object, as streams."""
-    start = file.tell()
-    head = file.read(4)
-    file.seek(start)
-    if head == ZIP_MAGIC:
-        with zipfile.ZipFile(file) as archive:
-            for name in archive.namelist():
-                if name.endswith("data.pkl") and name.count("/") == 1:
-                    yield io.BytesIO(archive.read(name))
-    else:
-        yield file
-
-
 def _pickle_strings(file: IO[bytes]) -> set[str]:
     """Every string constant and global name in the leading pickles of `file`, read without unpickling.
 
-    The file is streamed: only one opcode's argument is in memory at a time, so detecting the format of a
-    large checkpoint costs no more than its largest tensor.
+    The file is streamed by :func:`~.pickle_scan.scan_pickle`: strings are read, byte blobs (tensor data)
+    skipped, and declared sizes checked against the file before anything is read.
     """
     found: set[str] = set()
-    for stream in _pickle_streams(file):
-        for _ in range(_MAX_PICKLES):
-            try:
-                for opcode, arg, _pos in pickletools.genops(stream):
-                    if isinstance(arg, str):
-                        found.add(arg)
-                        if opcode.name == "GLOBAL":  # "module name" (protocols <= 3)
-                            found.add(arg.replace(" ", "."))
-            except ValueError:  # raw storage bytes after the last pickle, the end of the file, or a truncated file
-                break
+    head = file.read(4)
+    file.seek(-len(head), os.SEEK_CUR)
+    if head == ZIP_MAGIC:
+        size = stream_end(file)
+        with zipfile.ZipFile(file) as archive:
+            scan_pickle(io.BytesIO(read_zip_member(archive, torch_zip_pickle(archive), size)), strings=found)
+        return found
+    end = stream_end(file)
+    for i in range(_MAX_PICKLES):
+        if file.tell() == end:
+            break
+        try:
+            scan_pickle(file, end, strings=found)
+        except CheckpointLimitError as err:
+            if i == 0 and not isinstance(err, NotAPickleError):  # the first program is the checkpoint (or a
+                raise  # legacy file's magic number): refuse a bomb there rather than report "unknown format"
+            break  # raw storage bytes after a legacy file's pickles
     return found
 
 
