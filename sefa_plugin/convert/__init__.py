@@ -14,6 +14,12 @@ Supported formats (:data:`FORMATS`):
 * ``"genforce"``: genforce ``.pth`` checkpoints (the official SeFa models: PGGAN, StyleGAN, StyleGAN2;
   ``generator_smooth`` preferred) and huggan Hub folders (``pytorch_model.bin`` + ``config.json``), loaded
   with ``torch.load(weights_only=True)``. See :func:`convert_genforce`.
+* ``"dcgan"``: PyTorch-tutorial / ``pytorch/examples`` DCGAN generators (``main.{i}.*``, bare or in a training
+  checkpoint) and HugGAN DCGAN Hub folders (``model.{i}.*`` + ``config.json``), read by the restricted
+  unpickler. See :func:`convert_dcgan`.
+
+Whole-module pickles (``torch.save(netG, "G.pth")``) of the ``dcgan``, ``rosinality`` and ``genforce`` layouts
+are read by :mod:`.module_pickle` (module classes become inert records) and mapped by the same key tables.
 
 Example:
 
@@ -30,8 +36,11 @@ import zipfile
 from typing import IO
 
 from ..models.interface import EditableGenerator
+from ..utils.files import file_sha256
 from .biggan import convert_biggan, convert_biggan_state_dict
+from .dcgan import convert_dcgan, convert_dcgan_state_dict, is_dcgan_folder, is_dcgan_keys
 from .genforce import WEIGHT_FILES, convert_genforce, detect_genforce_architecture, genforce_key_map
+from .module_pickle import is_module_pickle, load_checkpoint_state
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .pickle_scan import CheckpointLimitError, NotAPickleError, scan_pickle, stream_end
@@ -54,6 +63,9 @@ __all__ = [
     "convert_biggan",
     "convert_biggan_state_dict",
     "convert_checkpoint",
+    "convert_dcgan",
+    "convert_dcgan_state_dict",
+    "convert_folder",
     "convert_genforce",
     "convert_nvidia_pickle",
     "convert_nvidia_record",
@@ -68,7 +80,7 @@ __all__ = [
 ]
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
-FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan")
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan", "dcgan")
 #: What a converted folder's card says about the license of the weights, per source format.
 LICENSE_NOTES = {
     "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
@@ -81,6 +93,9 @@ LICENSE_NOTES = {
     "biggan": "huggingface/pytorch-pretrained-BigGAN's code is MIT; DeepMind's BigGAN-deep weights were released as "
     "TF Hub modules under Apache-2.0 (verify on the module's page). For other checkpoints, check the original "
     "weights' license.",
+    "dcgan": "The PyTorch DCGAN tutorial and pytorch/examples are BSD-3-Clause, huggingface/community-events is "
+    "Apache-2.0; the weights carry the license of whoever trained them (and of their training data): check the "
+    "original weights' license.",
 }
 
 
@@ -141,31 +156,7 @@ def checkpoint_weights_file(src: str | os.PathLike) -> str:
     raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file or folder.")
 
 
-def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
-    """Tell which of :data:`FORMATS` a checkpoint is in, from its pickle opcodes (nothing is unpickled).
-
-    An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
-    ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
-    checkpoint has ``generator_smooth`` or genforce's layer names; a pytorch-pretrained-BigGAN state dict has
-    ``embeddings.weight`` and ``generator.gen_z``. A folder is read through its ``pytorch_model.bin``: BigGAN
-    if that file is, else a huggan (genforce-layout) checkpoint.
-
-    Raises:
-        ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
-        FileNotFoundError: `src` is a folder without a weights file.
-    """
-    if isinstance(src, str | os.PathLike) and os.path.isdir(src):
-        weights = checkpoint_weights_file(src)
-        if weights.endswith(".bin") and detect_format(weights) == "biggan":
-            return "biggan"
-        return "genforce"  # a huggan folder: a genforce state dict + config.json
-    if isinstance(src, bytes | bytearray):
-        strings = _pickle_strings(io.BytesIO(src))
-    elif isinstance(src, str | os.PathLike):
-        with open(src, "rb") as handle:
-            strings = _pickle_strings(handle)
-    else:
-        strings = _pickle_strings(src)
+def _format_from_strings(strings: set[str]) -> str | None:
     persistence = NVIDIA_PERSISTENT_GLOBAL in strings or "_reconstruct_persistent_obj" in strings
     if "G_ema" in strings and persistence:
         return "nvidia"
@@ -178,22 +169,74 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
     genforce_keys = ("generator_smooth", "synthesis.early_layer.const", "synthesis.layer0.style.weight")
     if any(k in strings for k in genforce_keys) or {"layer0.weight", "lod"} <= strings:
         return "genforce"
-    raise ValueError(
-        f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
-        f"pass `format=` as one of {FORMATS}."
-    )
+    if is_dcgan_keys(strings):
+        return "dcgan"
+    return None
+
+
+def _is_module_file(src: str | os.PathLike) -> bool:
+    """Whether `src` is a file holding pickled ``torch.nn.Module`` objects (a whole-module pickle)."""
+    if not os.path.isfile(src):
+        return False
+    with open(src, "rb") as handle:
+        return is_module_pickle(_pickle_strings(handle))
+
+
+def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
+    """Tell which of :data:`FORMATS` a checkpoint is in, from its pickle opcodes (nothing is unpickled).
+
+    An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
+    ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
+    checkpoint has ``generator_smooth`` or genforce's layer names; a pytorch-pretrained-BigGAN state dict has
+    ``embeddings.weight`` and ``generator.gen_z``; a tutorial DCGAN has ``main.0.weight`` and
+    ``main.1.running_mean`` (HugGAN: ``model.*``). A whole-module pickle names no keys: its module tree is
+    read with the restricted unpickler (:mod:`.module_pickle`) and the same rules run on its state dict keys.
+    A folder is read through its weights file: a HugGAN DCGAN if its ``config.json`` has ``latent_dim``,
+    ``hidden_size`` and ``num_channels``, BigGAN if its ``pytorch_model.bin`` is, else a huggan
+    (genforce-layout) checkpoint.
+
+    Raises:
+        ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
+        FileNotFoundError: `src` is a folder without a weights file.
+    """
+    if isinstance(src, str | os.PathLike) and os.path.isdir(src):
+        weights = checkpoint_weights_file(src)
+        if is_dcgan_folder(src):
+            return "dcgan"
+        if weights.endswith(".bin") and detect_format(weights) == "biggan":
+            return "biggan"
+        return "genforce"  # a huggan folder: a genforce state dict + config.json
+    if isinstance(src, bytes | bytearray):
+        src = io.BytesIO(src)
+    if isinstance(src, str | os.PathLike):
+        with open(src, "rb") as handle:
+            strings = _pickle_strings(handle)
+    else:
+        start = src.tell()
+        strings = _pickle_strings(src)
+        src.seek(start)
+    if is_module_pickle(strings):
+        state = load_checkpoint_state(src)
+        strings = {str(k) for k in state} | {str(k) for v in state.values() if isinstance(v, dict) for k in v}
+    found = _format_from_strings(strings)
+    if found is None:
+        raise ValueError(
+            f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
+            f"pass `format=` as one of {FORMATS}."
+        )
+    return found
 
 
 def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> EditableGenerator:
     """Convert a third-party GAN checkpoint to one of our generators.
 
     Args:
-        src: Path of the checkpoint file (or of a huggan checkpoint folder).
+        src: Path of the checkpoint file (or of a huggan / HugGAN DCGAN checkpoint folder).
         format: One of :data:`FORMATS`, or None to detect it with :func:`detect_format`.
 
     Returns:
         The generator (``StyleGAN2Generator``, ``StyleGAN3Generator``, ``StyleGANGenerator``,
-        ``PGGANGenerator``, ``BigGANGenerator``) in eval mode,
+        ``PGGANGenerator``, ``BigGANGenerator``, ``DCGANTutorialGenerator``) in eval mode,
         on the CPU, in float32 (``save_pretrained`` writes it as a diffusers model folder).
 
     Raises:
@@ -206,8 +249,41 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
         raise ValueError(f"`format` must be one of {FORMATS} (or None to detect it), got {format!r}.")
     if format == "nvidia":
         return convert_nvidia_pickle(src)
-    if format == "genforce":
-        return convert_genforce(src)
     if format == "biggan":
         return convert_biggan(src)
-    return convert_rosinality(src)
+    if format == "dcgan":
+        return convert_dcgan(src)
+    checkpoint = load_checkpoint_state(src) if _is_module_file(src) else src  # whole-module pickles
+    if format == "genforce":
+        return convert_genforce(checkpoint)
+    return convert_rosinality(checkpoint)
+
+
+def convert_folder(folder: str | os.PathLike) -> tuple[EditableGenerator, dict[str, str]] | None:
+    """Convert a downloaded third-party model folder in memory, or return None if it is not one we know.
+
+    Used by ``GANPipeline.from_pretrained`` for folders without ``model_index.json``: a HugGAN DCGAN Hub repo
+    (``config.json`` with ``latent_dim``/``hidden_size``/``num_channels`` + ``pytorch_model.bin`` or
+    ``model.safetensors``) loads directly.
+
+    Returns:
+        ``(generator, source)``, where `source` holds ``source_file``, ``source_sha256``, ``source_format``
+        and ``license_note`` for the pipeline's provenance; or None.
+
+    Example:
+
+    >>> from sefa_plugin.convert import convert_folder
+    >>> generator, source = convert_folder("huggan-dcgan-folder")  # doctest: +SKIP
+    >>> source["source_format"]  # doctest: +SKIP
+    'dcgan'
+    """
+    if not is_dcgan_folder(folder):
+        return None
+    weights = checkpoint_weights_file(folder)
+    source = {
+        "source_file": os.path.basename(weights),
+        "source_sha256": file_sha256(weights),
+        "source_format": "dcgan",
+        "license_note": LICENSE_NOTES["dcgan"],
+    }
+    return convert_dcgan(folder), source

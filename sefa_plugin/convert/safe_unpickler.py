@@ -438,35 +438,48 @@ def _reconstruct_persistent_record(meta: Any) -> PersistentRecord:
     state = meta.get("state")
     if not isinstance(state, dict):
         raise pickle.UnpicklingError(f"{NVIDIA_PERSISTENT_GLOBAL}: `state` of {meta['class_name']} is not a dict.")
+    return PersistentRecord(
+        version=meta.get("version"), module_src_sha256=digest, **module_state_fields(meta["class_name"], state)
+    )
+
+
+def module_state_fields(class_name: str, state: dict) -> dict[str, Any]:
+    """:class:`PersistentRecord` fields from a pickled ``torch.nn.Module``'s ``__dict__`` (`state`).
+
+    Raises:
+        pickle.UnpicklingError: ``_parameters``/``_buffers`` hold non-tensors or ``_modules`` non-records.
+    """
     state = dict(state)
 
     def pop_mapping(key: str, allowed: tuple[type, ...]) -> dict[str, Any]:
         value = state.pop(key, None) or {}
         if not isinstance(value, dict) or not all(v is None or isinstance(v, allowed) for v in value.values()):
-            raise pickle.UnpicklingError(f"{meta['class_name']}.{key} holds unexpected values.")
-        return dict(value)
+            raise pickle.UnpicklingError(f"{class_name}.{key} holds unexpected values.")
+        return {str(k): v for k, v in value.items()}
 
     parameters = pop_mapping("_parameters", (torch.Tensor,))
     buffers = pop_mapping("_buffers", (torch.Tensor,))
     modules = pop_mapping("_modules", (PersistentRecord,))
-    non_persistent = frozenset(state.get("_non_persistent_buffers_set") or ())
+    non_persistent = state.get("_non_persistent_buffers_set") or ()
+    if not isinstance(non_persistent, set | frozenset | list | tuple):
+        raise pickle.UnpicklingError(f"{class_name}._non_persistent_buffers_set is not a set.")
     init_args = state.pop("_init_args", ()) or ()
     init_kwargs = state.pop("_init_kwargs", {}) or {}
+    if not isinstance(init_args, tuple | list) or not isinstance(init_kwargs, dict):
+        raise pickle.UnpicklingError(f"{class_name}._init_args/_init_kwargs are not a tuple and a dict.")
     attributes = {
         k: v for k, v in state.items() if k not in _MODULE_BOOKKEEPING and not (k.startswith("_") and "hooks" in k)
     }
-    return PersistentRecord(
-        class_name=meta["class_name"],
-        version=meta.get("version"),
-        module_src_sha256=digest,
-        init_args=tuple(init_args),
-        init_kwargs=dict(init_kwargs),
-        parameters=parameters,
-        buffers=buffers,
-        non_persistent_buffers=non_persistent,
-        modules=modules,
-        attributes=attributes,
-    )
+    return {
+        "class_name": class_name,
+        "init_args": tuple(init_args),
+        "init_kwargs": dict(init_kwargs),
+        "parameters": parameters,
+        "buffers": buffers,
+        "non_persistent_buffers": frozenset(non_persistent),
+        "modules": modules,
+        "attributes": attributes,
+    }
 
 
 def _build_allowed_globals() -> dict[str, Any]:
