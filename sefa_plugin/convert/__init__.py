@@ -42,8 +42,8 @@ from .dcgan import convert_dcgan, convert_dcgan_state_dict, is_dcgan_folder, is_
 from .genforce import WEIGHT_FILES, convert_genforce, detect_genforce_architecture, genforce_key_map
 from .module_pickle import is_module_pickle, load_checkpoint_state
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
-from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .pickle_scan import CheckpointLimitError, NotAPickleError, scan_pickle, stream_end
+from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .safe_unpickler import (
     NVIDIA_PERSISTENT_GLOBAL,
     ZIP_MAGIC,

@@ -71,7 +71,7 @@ def is_dcgan_keys(keys: Any) -> bool:
 
 
 def is_dcgan_folder(folder: str | os.PathLike) -> bool:
-    """Whether `folder` is a HugGAN DCGAN Hub folder: a ``config.json`` naming all of :data:`HUGGAN_DCGAN_CONFIG_KEYS`."""
+    """Whether `folder` is a HugGAN DCGAN Hub folder: its ``config.json`` names :data:`HUGGAN_DCGAN_CONFIG_KEYS`."""
     path = Path(folder) / "config.json"
     if not path.is_file() or path.stat().st_size > 1 << 20:
         return False
@@ -122,9 +122,7 @@ def _weight(state: Mapping[str, Any], index: int) -> torch.Tensor:
     return tensor
 
 
-def dcgan_generator_config(
-    state: Mapping[str, Any], hub_config: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def dcgan_generator_config(state: Mapping[str, Any], hub_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:class:`DCGANTutorialGenerator` arguments inferred from a ``main.{i}.*`` state dict.
 
     Raises:
@@ -142,7 +140,8 @@ def dcgan_generator_config(
     for i in range(num_blocks):
         for name in ("weight", "running_mean", "running_var"):
             if f"main.{3 * i + 1}.{name}" not in state:
-                raise ValueError(f"DCGAN checkpoint is missing key 'main.{3 * i + 1}.{name}' (the batch norm of block {i}).")
+                key = f"main.{3 * i + 1}.{name}"
+                raise ValueError(f"DCGAN checkpoint is missing key {key!r} (the batch norm of block {i}).")
     config = {
         "z_dim": int(_weight(state, 0).shape[0]),
         "img_resolution": 4 * 2**num_blocks,
@@ -177,9 +176,7 @@ def convert_dcgan_state_dict(
     config = dcgan_generator_config(state, hub_config)
     logger.info("Converting a DCGAN generator: %s.", config)
     generator = DCGANTutorialGenerator(**config)
-    load_mapped_state_dict(
-        generator, state, {k: k for k in generator.state_dict()}, source_name="DCGAN checkpoint"
-    )
+    load_mapped_state_dict(generator, state, {k: k for k in generator.state_dict()}, source_name="DCGAN checkpoint")
     return generator.eval()
 
 

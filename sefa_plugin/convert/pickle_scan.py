@@ -5,10 +5,10 @@ them before reading, a ``LONG_BINPUT`` with index 2³⁰ grows the memo to gigab
 than the file asks the stream for it at once, and a chain of a million ``TUPLE1`` opcodes builds a tuple whose
 ``hash`` (taken when it becomes a dict key or a set member) overflows the C stack. :func:`scan_pickle` runs
 first, over the same bytes, and refuses such programs with :class:`CheckpointLimitError`, so that the
-unpickler only ever sees programs whose every length fits in the file, whose memo indices are sequential
-whose containers nest at most :data:`MAX_NESTING` deep (tracked on a shadow stack of depths; the
-estimate errs on the deep side) and whose stack stays under :data:`MAX_STACK` objects. Format detection uses the same walk to read the strings it needs,
-seeking over byte blobs (tensor data) instead of reading them.
+unpickler only ever sees programs whose every length fits in the file, whose memo indices are sequential,
+whose containers nest at most :data:`MAX_NESTING` deep (tracked on a shadow stack of depths; the estimate
+errs on the deep side) and whose stack stays under :data:`MAX_STACK` objects. Format detection uses the same
+walk to read the strings it needs, seeking over byte blobs (tensor data) instead of reading them.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def scan_pickle(file: IO[bytes], end: int | None = None, strings: set[str] | Non
             gc.enable()
 
 
-def _walk(file: IO[bytes], end: int, strings: set[str] | None) -> None:  # noqa: C901  (one branch per effect)
+def _walk(file: IO[bytes], end: int, strings: set[str] | None) -> None:
     stack: list[list[int]] = []
     marks: list[int] = []  # stack lengths at each MARK
     memo: dict[int, list[int]] = {}

@@ -626,9 +626,13 @@ def read_zip_member(archive: zipfile.ZipFile, name: str, archive_size: int, expe
         CheckpointLimitError: naming the member and both sizes.
     """
     declared = archive.getinfo(name).file_size
-    if declared > archive_size or (expected is not None and declared != expected):
-        limit = f"the expected {expected}" if expected is not None else f"the archive's own {archive_size}"
-        raise CheckpointLimitError(f"Zip member {name!r} declares {declared} bytes instead of {limit}.")
+    if declared > archive_size:
+        raise CheckpointLimitError(
+            f"Zip member {name!r} declares {declared} bytes, more than the whole archive ({archive_size} bytes): "
+            f"it would inflate past the file (torch.save stores members uncompressed)."
+        )
+    if expected is not None and declared != expected:
+        raise CheckpointLimitError(f"Zip member {name!r} declares {declared} bytes, expected {expected}.")
     return archive.read(name)
 
 

@@ -118,7 +118,7 @@ def test_whole_module_pickle(tmp_path, monkeypatch, main_module):
         monkeypatch.setattr(sys.modules["__main__"], "Generator", Generator, raising=False)
     path = tmp_path / "G.pth"
     torch.save(model, path)
-    with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
+    with pytest.raises(Exception, match=r"(?i)weights_only|unsupported global"):
         torch.load(path, weights_only=True)
     assert detect_format(path) == "dcgan"
     assert_faithful(convert_checkpoint(path), net)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_convert_dcgan import Generator, tutorial_sequential, write_huggan_folder
+from test_convert_dcgan import tutorial_sequential, write_huggan_folder
 from test_safe_unpickler import ATTACKS, Reduce, attacks
 from torch import nn
 
@@ -60,7 +60,7 @@ def test_whole_module_pickles_with_code_are_refused(tmp_path: Path, attack: str)
 def test_user_class_called_as_a_function_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "G.pth"
     torch.save(Carrier(Reduce(Evil, "touch x")), path)
-    with pytest.raises(UnsafePickleError, match="called with arguments|calls it with arguments"):
+    with pytest.raises(UnsafePickleError, match=r"calls it with arguments"):
         load_module_pickle(path)
 
 
@@ -79,7 +79,8 @@ def test_dcgan_files_folders_and_hub_repos_with_code_are_refused(tmp_path: Path,
     sd = {f"main.{k}": v for k, v in net.state_dict().items()}
     torch.save({"netG_state_dict": sd, "x": payload}, tmp_path / "netG.pth")
     write_huggan_folder(tmp_path / "repo", net)
-    torch.save({**{f"model.{k}": v for k, v in net.state_dict().items()}, "x": payload}, tmp_path / "repo" / "pytorch_model.bin")
+    hub_sd = {f"model.{k}": v for k, v in net.state_dict().items()}
+    torch.save({**hub_sd, "x": payload}, tmp_path / "repo" / "pytorch_model.bin")
     for src in (tmp_path / "netG.pth", tmp_path / "repo"):
         with pytest.raises(UnsafePickleError):
             convert_checkpoint(src)
@@ -108,7 +109,7 @@ def _module_record(modules: bytes) -> bytes:
 
 def test_cyclic_module_tree_is_refused() -> None:
     data = _module_record(_str("self") + b"h\x00") + b"."  # the record is its own child
-    with pytest.raises(CheckpointLimitError, match="cyclic|deeper"):
+    with pytest.raises(CheckpointLimitError, match=r"cyclic|deeper"):
         load_module_pickle(data)
 
 
@@ -177,7 +178,10 @@ def write_bombs(folder: Path) -> dict[str, Path]:
     """Small files that claim gigabytes (or unbounded recursion), each in its own file."""
     n = 10**6
     tensor = pickle.dumps(torch.zeros(1), protocol=4)
-    stride0 = tensor.replace(b"K\x01\x85\x94K\x01\x85\x94", b"\x8a\x06" + (10**12).to_bytes(6, "little") + b"\x85\x94K\x00\x85\x94")
+    huge = b"\x8a\x06" + (10**12).to_bytes(6, "little")  # LONG1 10**12
+    stride0 = tensor.replace(
+        b"K\x01\x85\x94K\x01\x85\x94", huge + b"\x85\x94K\x00\x85\x94"
+    )  # size (10**12,), stride (0,)
     assert stride0 != tensor
     bombs = {
         "binbytes8": b"\x80\x04\x8e" + (1 << 40).to_bytes(8, "little") + b"xx.",
@@ -186,7 +190,7 @@ def write_bombs(folder: Path) -> dict[str, Path]:
         "deep_tuple_key": b"\x80\x02}N" + b"\x85" * n + b"Ns.",
         "deep_list": b"\x80\x02" + b"]" * n + b"a" * (n - 1) + b".",
         "cycle_list": b"\x80\x02]q\x00" + b"h\x00a" * (MAX_NESTING + 5) + b".",
-        "bytearray": b"\x80\x02" + _global("builtins", "bytearray") + b"\x8a\x05" + (10**11).to_bytes(5, "little") + b"\x85R.",
+        "bytearray": b"\x80\x02" + _global("builtins", "bytearray") + huge + b"\x85R.",
         "ndarray_call": b"\x80\x02" + _global("numpy", "ndarray") + b"J\x00\x00\x01\x00J\x00\x00\x01\x00\x86\x85R.",
         "reconstruct": b"\x80\x02" + _global("numpy.core.multiarray", "_reconstruct") + _global("numpy", "ndarray")
         + b"J\x00\x00\x01\x00J\x00\x00\x01\x00\x86C\x01b\x87R.",
@@ -208,7 +212,8 @@ def write_bombs(folder: Path) -> dict[str, Path]:
                 member.write(bytes(1 << 20))
     # a legacy torch.save file whose storage claims 2**38 floats
     header = b"".join(pickle.dumps(x, protocol=2) for x in (LEGACY_MAGIC_NUMBER, 1001, {"little_endian": True}))
-    legacy = header + _tensor_pickle(1 << 38, legacy=True) + pickle.dumps(["0"], protocol=2) + (1 << 38).to_bytes(8, "little")
+    keys = pickle.dumps(["0"], protocol=2)
+    legacy = header + _tensor_pickle(1 << 38, legacy=True) + keys + (1 << 38).to_bytes(8, "little")
     paths["legacy_storage"] = folder / "legacy_storage.pth"
     paths["legacy_storage"].write_bytes(legacy + bytes(64))
     return paths
@@ -258,7 +263,7 @@ def test_bombs_are_refused_cleanly_within_bounds(tmp_path: Path) -> None:
         assert result["peak_above_baseline_mb"] < 1024, (case, result)
     # the inflating member was refused before it was read (reading it costs 256 MB)
     assert results["zip_inflate/safe_load"]["peak_above_baseline_mb"] < 128
-    assert "declares" in results["zip_inflate/safe_load"]["message"]
+    assert "more than the whole archive" in results["zip_inflate/safe_load"]["message"]
     assert "claims" in results["stride0/safe_load"]["message"]
     assert "left in the file" in results["legacy_storage/safe_load"]["message"]
     for name in ("binbytes8", "frame", "memo", "deep_tuple_key", "deep_list", "cycle_list"):
