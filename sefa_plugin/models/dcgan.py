@@ -41,6 +41,8 @@ NOISE_MODES = ("random", "const", "none")
 INIT_RES = 4
 #: Upper bound on any layer's channels in :class:`DCGANTutorialGenerator` (checked before allocating).
 MAX_CHANNELS = 1 << 14
+#: Upper bound on the number of convolution weights of a :class:`DCGANTutorialGenerator` (1 GiB in float32).
+MAX_WEIGHTS = 1 << 28
 
 
 class _ZInputGenerator(EditableGenerator):
@@ -247,6 +249,13 @@ class DCGANTutorialGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
         for name, value in (("z_dim", z_dim), ("img_channels", img_channels), ("ngf · 2**(K−1)", widths[0])):
             if value > MAX_CHANNELS:
                 raise ValueError(f"`{name}` must be ≤ {MAX_CHANNELS}, got {value}.")
+        chain = [z_dim, *widths, img_channels]
+        num_weights = sum(16 * a * b for a, b in zip(chain[:-1], chain[1:], strict=True))
+        if num_weights > MAX_WEIGHTS:  # checked before allocating
+            raise ValueError(
+                f"`z_dim`={z_dim}, `ngf`={ngf} and `img_resolution`={img_resolution} give {num_weights} weights, "
+                f"more than the {MAX_WEIGHTS} allowed."
+            )
         layers: list[nn.Module] = []
         c_in = z_dim
         for i, width in enumerate(widths):
