@@ -25,6 +25,7 @@ as the ``[C·4·4, z_dim]`` matrix it applies to ``z``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -250,7 +251,7 @@ class DCGANTutorialGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
             if value > MAX_CHANNELS:
                 raise ValueError(f"`{name}` must be ≤ {MAX_CHANNELS}, got {value}.")
         chain = [z_dim, *widths, img_channels]
-        num_weights = sum(16 * a * b for a, b in zip(chain[:-1], chain[1:], strict=True))
+        num_weights = sum(16 * a * b for a, b in itertools.pairwise(chain))
         if num_weights > MAX_WEIGHTS:  # checked before allocating
             raise ValueError(
                 f"`z_dim`={z_dim}, `ngf`={ngf} and `img_resolution`={img_resolution} give {num_weights} weights, "

@@ -125,6 +125,10 @@ def test_whole_module_pickle(tmp_path, monkeypatch, main_module):
     # a training checkpoint holding the modules themselves
     torch.save({"netG": model, "epoch": 1}, path)
     assert_faithful(convert_checkpoint(path), net)
+    # the legacy (PyTorch < 1.6) format stores each module class with its source code, which is never read
+    torch.save(model, path, _use_new_zipfile_serialization=False)
+    assert detect_format(path) == "dcgan"
+    assert_faithful(convert_checkpoint(path), net)
 
 
 def test_sefa_equals_the_formula_on_the_source_weight(tmp_path):
