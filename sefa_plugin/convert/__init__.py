@@ -216,7 +216,7 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         strings = _pickle_strings(src)
         src.seek(start)
     if is_module_pickle(strings):
-        state = load_checkpoint_state(src)
+        state = load_checkpoint_state(src, read_data=False)  # the module tree's keys; tensor data stays unread
         strings = {str(k) for k in state} | {str(k) for v in state.values() if isinstance(v, dict) for k in v}
     found = _format_from_strings(strings)
     if found is None:

@@ -23,7 +23,6 @@ never given a module ``__dict__``.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -112,8 +111,10 @@ def _flatten(obj: Any) -> Any:
     return obj
 
 
-def load_module_pickle(src: Source) -> Any:
+def load_module_pickle(src: Source, *, read_data: bool = True) -> Any:
     """Load a whole-module pickle (or a dict holding modules) with every module replaced by its state dict.
+
+    With ``read_data=False`` the tensor data of ``torch.save`` files is not read (tensors on ``meta``).
 
     Example:
 
@@ -128,7 +129,7 @@ def load_module_pickle(src: Source) -> Any:
         UnsafePickleError: The pickle needs a global that is neither allow-listed nor a module class (its
             name is in the message), or uses a record other than as a module.
     """
-    return _flatten(safe_load(src, find_global=_RecordTypes()))
+    return _flatten(safe_load(src, find_global=_RecordTypes(), read_data=read_data))
 
 
 def is_module_pickle(strings: set[str]) -> bool:
@@ -136,7 +137,7 @@ def is_module_pickle(strings: set[str]) -> bool:
     return "_modules" in strings and "_parameters" in strings and any(s.startswith(_TORCH_NN) for s in strings)
 
 
-def load_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
+def load_checkpoint_state(path: Source, *, read_data: bool = True) -> dict[str, Any]:
     """A ``torch.save`` checkpoint as a dict: whole-module pickles flattened to state dicts, others as saved.
 
     Both go through the restricted unpickler; nothing in the file is imported or executed.
@@ -144,7 +145,7 @@ def load_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         ValueError: The file does not hold a dict or a module.
     """
-    data = load_module_pickle(path)
+    data = load_module_pickle(path, read_data=read_data)
     if not isinstance(data, Mapping):
-        raise ValueError(f"{os.fspath(path)!s} holds a {type(data).__name__}, not a state dict or a module.")
+        raise ValueError(f"The checkpoint holds a {type(data).__name__}, not a state dict or a module.")
     return dict(data)

@@ -297,7 +297,8 @@ def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any) -
                 f"Tensor of `size` {list(size)}, `stride` {list(stride)}, `storage_offset` {storage_offset} "
                 f"does not fit its storage of {available} elements."
             )
-    return torch.empty((0,), dtype=storage.dtype).set_(storage.untyped, storage_offset, size, stride)
+    empty = torch.empty((0,), dtype=storage.dtype, device=storage.untyped.device)  # "meta" when data is not read
+    return empty.set_(storage.untyped, storage_offset, size, stride)
 
 
 def _rebuild_tensor_v1(storage: Any, storage_offset: int, size: Any, stride: Any) -> torch.Tensor:
@@ -616,7 +617,9 @@ def _readonly_view(data: bytes, offset: int, nbytes: int) -> torch.UntypedStorag
         return torch.frombuffer(data, dtype=torch.uint8, count=nbytes, offset=offset).untyped_storage()
 
 
-def read_zip_member(archive: zipfile.ZipFile, name: str, archive_size: int, expected: int | None = None) -> bytes:
+def read_zip_member(
+    archive: zipfile.ZipFile, name: str, archive_size: int, expected: int | None = None, read: bool = True
+) -> bytes:
     """Read one member of a zip archive after checking its declared size (before anything is inflated).
 
     A member may not declare more bytes than the whole archive holds (``torch.save`` stores members
@@ -633,7 +636,7 @@ def read_zip_member(archive: zipfile.ZipFile, name: str, archive_size: int, expe
         )
     if expected is not None and declared != expected:
         raise CheckpointLimitError(f"Zip member {name!r} declares {declared} bytes, expected {expected}.")
-    return archive.read(name)
+    return archive.read(name) if read else b""
 
 
 def torch_zip_pickle(archive: zipfile.ZipFile) -> str:
@@ -644,7 +647,7 @@ def torch_zip_pickle(archive: zipfile.ZipFile) -> str:
     return pkl[0]
 
 
-def _load_zip(file: IO[bytes], find_global: Callable[[str, str], Any] | None = None) -> Any:
+def _load_zip(file: IO[bytes], find_global: Callable[[str, str], Any] | None = None, read_data: bool = True) -> Any:
     size = stream_end(file)
     with zipfile.ZipFile(file) as archive:
         names = set(archive.namelist())
@@ -663,7 +666,12 @@ def _load_zip(file: IO[bytes], find_global: Callable[[str, str], Any] | None = N
                 record = f"{prefix}data/{key}"
                 if record not in names:
                     raise pickle.UnpicklingError(f"Storage record {record!r} is missing from the archive.")
-                raw = read_zip_member(archive, record, size, numel * _element_size(dtype))
+                nbytes = numel * _element_size(dtype)
+                if not read_data:  # sizes checked, data left unread: a meta storage of the declared size
+                    read_zip_member(archive, record, size, nbytes, read=False)
+                    cache[key] = _LoadedStorage(torch.UntypedStorage(nbytes, device="meta"), dtype)
+                    return cache[key]
+                raw = read_zip_member(archive, record, size, nbytes)
                 cache[key] = _LoadedStorage(_readonly_view(raw, 0, len(raw)) if raw else torch.UntypedStorage(0), dtype)
             return cache[key]
 
@@ -676,6 +684,7 @@ def _load_legacy(
     magic_checked: bool = False,
     backing: bytes | None = None,
     find_global: Callable[[str, str], Any] | None = None,
+    read_data: bool = True,
 ) -> Any:
     """Read the legacy (non-zip) ``torch.save`` layout from `file`.
 
@@ -713,11 +722,13 @@ def _load_legacy(
                     f"Storage {key!r} declares {numel} elements ({nbytes} bytes), more than the "
                     f"{end - file.tell()} bytes left in the file."
                 )
-            storages[key] = _LoadedStorage(torch.UntypedStorage(nbytes), dtype)
+            storages[key] = _LoadedStorage(torch.UntypedStorage(nbytes, device="cpu" if read_data else "meta"), dtype)
             pending[key] = (dtype, numel)
         return storages[key]
 
     result = RestrictedUnpickler(file, persistent_load, find_global).load()
+    if not read_data:  # sizes checked against the file, data left unread (meta storages)
+        return result
     keys = RestrictedUnpickler(file).load()
     if not isinstance(keys, list):
         raise pickle.UnpicklingError("Malformed legacy torch.save stream: storage key list missing.")
@@ -747,7 +758,7 @@ def _load_legacy(
     return result
 
 
-def safe_load(src: Source, find_global: Callable[[str, str], Any] | None = None) -> Any:
+def safe_load(src: Source, find_global: Callable[[str, str], Any] | None = None, *, read_data: bool = True) -> Any:
     """Load a ``torch.save`` file (zip or legacy) or a plain pickle, allowing only inert globals.
 
     Tensors are rebuilt on the CPU. NVIDIA persistent objects come back as :class:`PersistentRecord`,
@@ -757,6 +768,8 @@ def safe_load(src: Source, find_global: Callable[[str, str], Any] | None = None)
         src: A path, the file's bytes, or a seekable binary stream.
         find_global: Resolves globals outside :data:`ALLOWED_GLOBALS` in the checkpoint's object pickle
             (see :class:`RestrictedUnpickler`); None refuses them.
+        read_data: False leaves the tensor data of ``torch.save`` files unread: tensors come back on the
+            ``meta`` device with their shapes (for format detection). Plain pickles hold their data inline.
 
     Raises:
         UnsafePickleError: The file names a global outside :data:`ALLOWED_GLOBALS` (nothing was run).
@@ -765,20 +778,20 @@ def safe_load(src: Source, find_global: Callable[[str, str], Any] | None = None)
         ValueError: The container is unsupported (TorchScript archive, big-endian data).
     """
     if isinstance(src, bytes | bytearray):
-        return _safe_load_stream(io.BytesIO(src), find_global)
+        return _safe_load_stream(io.BytesIO(src), find_global, read_data)
     if isinstance(src, str | os.PathLike):
         with open(src, "rb") as handle:  # streamed: the whole file is never held in memory
-            return _safe_load_stream(handle, find_global)
-    return _safe_load_stream(src, find_global)
+            return _safe_load_stream(handle, find_global, read_data)
+    return _safe_load_stream(src, find_global, read_data)
 
 
-def _safe_load_stream(file: IO[bytes], find_global: Callable[[str, str], Any] | None) -> Any:
+def _safe_load_stream(file: IO[bytes], find_global: Callable[[str, str], Any] | None, read_data: bool) -> Any:
     start = file.tell()
     head = file.read(4)
     file.seek(start)
     if head == ZIP_MAGIC:
-        return _load_zip(file, find_global)
+        return _load_zip(file, find_global, read_data)
     first = RestrictedUnpickler(file, find_global=find_global).load()
     if isinstance(first, int) and not isinstance(first, bool) and first == LEGACY_MAGIC_NUMBER:
-        return _load_legacy(file, magic_checked=True, find_global=find_global)
+        return _load_legacy(file, magic_checked=True, find_global=find_global, read_data=read_data)
     return first

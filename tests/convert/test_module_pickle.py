@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import torch
 from factories import tiny_stylegan2
 from test_convert_genforce import genforce_pggan_state
@@ -66,3 +67,13 @@ def test_genforce_and_rosinality_modules_map_by_their_key_tables(tmp_path):
     expected = convert_rosinality({"g_ema": ros_state, "latent_avg": latent_avg})(z, noise_mode="const")
     got = convert_checkpoint(tmp_path / "ros.pt")(z, noise_mode="const")
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_detection_leaves_tensor_data_unread(tmp_path, zip_format):
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    torch.save(net, tmp_path / "net.pth", _use_new_zipfile_serialization=zip_format)
+    meta = load_module_pickle(tmp_path / "net.pth", read_data=False)
+    assert {k: (v.shape, v.device.type) for k, v in meta.items()} == {
+        k: (v.shape, "meta") for k, v in net.state_dict().items()
+    }
