@@ -165,6 +165,9 @@ def scan_pickle(file: IO[bytes], end: int | None = None, strings: set[str] | Non
     ['g_ema']
     """
     end = stream_end(file) if end is None else end
+    if end - file.tell() < 1 << 16:  # short programs (headers, nested storage blobs) make few objects
+        _walk(file, end, strings)
+        return
     enabled = gc.isenabled()
     gc.disable()  # the walk makes up to MAX_STACK small lists and no cycles: spare it the collector's passes
     try:
