@@ -81,7 +81,7 @@ class _RecordTypes:
         self.types: dict[str, type[ModuleRecord]] = {}
 
     def __call__(self, module: str, name: str) -> type[ModuleRecord]:
-        key = f"{module}.{name}"
+        key = f"{module}.{name}"[:200]
         if module.startswith(_TORCH_NN):
             known = getattr(torch.nn, name, None)
             if not (isinstance(known, type) and issubclass(known, torch.nn.Module)):

@@ -559,7 +559,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return super().load()
         except (pickle.UnpicklingError, ValueError):
             raise
-        except (RecursionError, MemoryError, OverflowError, AttributeError, TypeError, KeyError, IndexError) as err:
+        except (
+            RecursionError, MemoryError, OverflowError, AttributeError, TypeError, KeyError, IndexError, EOFError,
+            RuntimeError,
+        ) as err:  # fmt: skip
             raise pickle.UnpicklingError(f"Malformed pickle ({type(err).__name__}: {str(err)[:200]}).") from None
         finally:
             for tensor in self._rebuilt:
