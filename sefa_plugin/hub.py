@@ -27,7 +27,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .utils.files import default_file_mode
+from .utils.files import default_file_mode, file_sha256  # noqa: F401  (file_sha256: re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +45,6 @@ def weights_sha256(module: torch.nn.Module) -> str:
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}|{list(t.shape)}|{t.dtype}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            h.update(chunk)
     return h.hexdigest()
 
 

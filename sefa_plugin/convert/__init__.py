@@ -19,6 +19,12 @@ Supported formats (:data:`FORMATS`):
   :func:`convert_voynov`.
 * ``"lightweight-gan"``: lucidrains/lightweight-gan ``model_<N>.pt`` checkpoints and HugGAN lightweight-GAN
   folders, loaded with ``torch.load(weights_only=True)``. See :func:`convert_lightweight_gan`.
+* ``"dcgan"``: PyTorch-tutorial / ``pytorch/examples`` DCGAN generators (``main.{i}.*``, bare or in a training
+  checkpoint) and HugGAN DCGAN Hub folders (``model.{i}.*`` + ``config.json``), read by the restricted
+  unpickler. See :func:`convert_dcgan`.
+
+Whole-module pickles (``torch.save(netG, "G.pth")``) of the ``dcgan``, ``rosinality`` and ``genforce`` layouts
+are read by :mod:`.module_pickle` (module classes become inert records) and mapped by the same key tables.
 
 Example:
 
@@ -31,23 +37,27 @@ from __future__ import annotations
 
 import io
 import os
-import pickletools
 import zipfile
-from collections.abc import Iterator
 from typing import IO
 
 from ..models.interface import EditableGenerator
+from ..utils.files import file_sha256
 from .biggan import convert_biggan, convert_biggan_state_dict
+from .dcgan import convert_dcgan, convert_dcgan_state_dict, is_dcgan_folder, is_dcgan_keys
 from .genforce import WEIGHT_FILES, convert_genforce, detect_genforce_architecture, genforce_key_map
 from .lightweight_gan import convert_lightweight_gan, convert_lightweight_gan_state_dict
+from .module_pickle import is_module_pickle, load_checkpoint_state
 from .nvidia import convert_nvidia_pickle, convert_nvidia_record, nvidia_generator_config
+from .pickle_scan import CheckpointLimitError, NotAPickleError, scan_pickle, stream_end
 from .rosinality import convert_rosinality, convert_rosinality_state_dict, rosinality_key_map
 from .safe_unpickler import (
     NVIDIA_PERSISTENT_GLOBAL,
     ZIP_MAGIC,
     PersistentRecord,
     UnsafePickleError,
+    read_zip_member,
     safe_load,
+    torch_zip_pickle,
 )
 from .voynov import VOYNOV_SNGAN_FILE, convert_voynov, convert_voynov_state_dict
 
@@ -60,6 +70,9 @@ __all__ = [
     "convert_biggan",
     "convert_biggan_state_dict",
     "convert_checkpoint",
+    "convert_dcgan",
+    "convert_dcgan_state_dict",
+    "convert_folder",
     "convert_genforce",
     "convert_lightweight_gan",
     "convert_lightweight_gan_state_dict",
@@ -78,7 +91,7 @@ __all__ = [
 ]
 
 #: Checkpoint formats :func:`convert_checkpoint` understands.
-FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan", "voynov", "lightweight-gan")
+FORMATS: tuple[str, ...] = ("nvidia", "rosinality", "genforce", "biggan", "dcgan", "voynov", "lightweight-gan")
 #: What a converted folder's card says about the license of the weights, per source format.
 LICENSE_NOTES = {
     "nvidia": "NVIDIA's official StyleGAN2-ADA/StyleGAN3 weights are under the NVIDIA Source Code License-NC "
@@ -95,6 +108,9 @@ LICENSE_NOTES = {
     "NVIDIA's CelebA-HQ PGGAN (CC BY-NC 4.0, non-commercial). Check the original weights' license.",
     "lightweight-gan": "lucidrains/lightweight-gan's code (and the HugGAN port's) is MIT; the weights carry the "
     "license of whoever trained them (and of their training data): check the original weights' license.",
+    "dcgan": "The PyTorch DCGAN tutorial and pytorch/examples are BSD-3-Clause, huggingface/community-events is "
+    "Apache-2.0; the weights carry the license of whoever trained them (and of their training data): check the "
+    "original weights' license.",
 }
 
 
@@ -102,37 +118,30 @@ LICENSE_NOTES = {
 _MAX_PICKLES = 4
 
 
-def _pickle_streams(file: IO[bytes]) -> Iterator[IO[bytes]]:
-    """The pickle program(s) whose opcodes describe the checkpoint's top-level object, as streams."""
-    start = file.tell()
-    head = file.read(4)
-    file.seek(start)
-    if head == ZIP_MAGIC:
-        with zipfile.ZipFile(file) as archive:
-            for name in archive.namelist():
-                if name.endswith("data.pkl") and name.count("/") == 1:
-                    yield io.BytesIO(archive.read(name))
-    else:
-        yield file
-
-
 def _pickle_strings(file: IO[bytes]) -> set[str]:
     """Every string constant and global name in the leading pickles of `file`, read without unpickling.
 
-    The file is streamed: only one opcode's argument is in memory at a time, so detecting the format of a
-    large checkpoint costs no more than its largest tensor.
+    The file is streamed by :func:`~.pickle_scan.scan_pickle`: strings are read, byte blobs (tensor data)
+    skipped, and declared sizes checked against the file before anything is read.
     """
     found: set[str] = set()
-    for stream in _pickle_streams(file):
-        for _ in range(_MAX_PICKLES):
-            try:
-                for opcode, arg, _pos in pickletools.genops(stream):
-                    if isinstance(arg, str):
-                        found.add(arg)
-                        if opcode.name == "GLOBAL":  # "module name" (protocols <= 3)
-                            found.add(arg.replace(" ", "."))
-            except ValueError:  # raw storage bytes after the last pickle, the end of the file, or a truncated file
-                break
+    head = file.read(4)
+    file.seek(-len(head), os.SEEK_CUR)
+    if head == ZIP_MAGIC:
+        size = stream_end(file)
+        with zipfile.ZipFile(file) as archive:
+            scan_pickle(io.BytesIO(read_zip_member(archive, torch_zip_pickle(archive), size)), strings=found)
+        return found
+    end = stream_end(file)
+    for i in range(_MAX_PICKLES):
+        if file.tell() == end:
+            break
+        try:
+            scan_pickle(file, end, strings=found)
+        except CheckpointLimitError as err:
+            if i == 0 and not isinstance(err, NotAPickleError):  # the first program is the checkpoint (or a
+                raise  # legacy file's magic number): refuse a bomb there rather than report "unknown format"
+            break  # raw storage bytes after a legacy file's pickles
     return found
 
 
@@ -163,34 +172,7 @@ def checkpoint_weights_file(src: str | os.PathLike) -> str:
     raise FileNotFoundError(f"`src` {str(src)!r} is not a checkpoint file or folder.")
 
 
-def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
-    """Tell which of :data:`FORMATS` a checkpoint is in, from its pickle opcodes (nothing is unpickled).
-
-    An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
-    ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
-    checkpoint has ``generator_smooth`` or genforce's layer names; a pytorch-pretrained-BigGAN state dict has
-    ``embeddings.weight`` and ``generator.gen_z``; a GANLatentDiscovery generator has ``features.0.wscale.scale``
-    (ProgGAN) or ``model.2.model.3.weight`` (SN-GAN); a lightweight-gan one ``initial_conv.0.weight``. A folder
-    with ``generator.pt`` is a GANLatentDiscovery SN-GAN; other folders are read through their
-    ``pytorch_model.bin``: BigGAN or lightweight-gan if that file is, else a huggan (genforce-layout) checkpoint.
-
-    Raises:
-        ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
-        FileNotFoundError: `src` is a folder without a weights file.
-    """
-    if isinstance(src, str | os.PathLike) and os.path.isdir(src):
-        if os.path.isfile(os.path.join(src, VOYNOV_SNGAN_FILE)):
-            return "voynov"  # a GANLatentDiscovery SN-GAN folder
-        weights = checkpoint_weights_file(src)
-        inner = detect_format(weights) if weights.endswith(".bin") else "genforce"
-        return inner if inner in ("biggan", "lightweight-gan") else "genforce"  # else a huggan genforce folder
-    if isinstance(src, bytes | bytearray):
-        strings = _pickle_strings(io.BytesIO(src))
-    elif isinstance(src, str | os.PathLike):
-        with open(src, "rb") as handle:
-            strings = _pickle_strings(handle)
-    else:
-        strings = _pickle_strings(src)
+def _format_from_strings(strings: set[str]) -> str | None:
     persistence = NVIDIA_PERSISTENT_GLOBAL in strings or "_reconstruct_persistent_obj" in strings
     if "G_ema" in strings and persistence:
         return "nvidia"
@@ -207,22 +189,78 @@ def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
         return "voynov"  # their ProgGAN (ptrblck's layout) or SN-GAN ResNet
     if {"GE.initial_conv.0.weight", "G.initial_conv.0.weight", "initial_conv.0.weight"} & strings:
         return "lightweight-gan"
-    raise ValueError(
-        f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
-        f"pass `format=` as one of {FORMATS}."
-    )
+    if is_dcgan_keys(strings):
+        return "dcgan"
+    return None
+
+
+def _is_module_file(src: str | os.PathLike) -> bool:
+    """Whether `src` is a file holding pickled ``torch.nn.Module`` objects (a whole-module pickle)."""
+    if not os.path.isfile(src):
+        return False
+    with open(src, "rb") as handle:
+        return is_module_pickle(_pickle_strings(handle))
+
+
+def detect_format(src: str | os.PathLike | bytes | IO[bytes]) -> str:
+    """Tell which of :data:`FORMATS` a checkpoint is in, from its pickle opcodes (nothing is unpickled).
+
+    An NVIDIA pickle has a ``"G_ema"`` key and NVIDIA's persistence hook; a rosinality checkpoint has a
+    ``"g_ema"`` key (or is a bare state dict with ``style.1.weight`` and ``conv1.conv.weight``); a genforce
+    checkpoint has ``generator_smooth`` or genforce's layer names; a pytorch-pretrained-BigGAN state dict has
+    ``embeddings.weight`` and ``generator.gen_z``; a tutorial DCGAN has ``main.0.weight`` and
+    ``main.1.running_mean`` (HugGAN: ``model.*``); a GANLatentDiscovery generator has
+    ``features.0.wscale.scale`` (ProgGAN) or ``model.2.model.3.weight`` (SN-GAN); a lightweight-gan one
+    ``initial_conv.0.weight``. A whole-module pickle names no keys: its module tree is
+    read with the restricted unpickler (:mod:`.module_pickle`) and the same rules run on its state dict keys.
+    A folder with ``generator.pt`` is a GANLatentDiscovery SN-GAN; other folders are read through their weights
+    file: a HugGAN DCGAN if its ``config.json`` has ``latent_dim``, ``hidden_size`` and ``num_channels``, BigGAN or
+    lightweight-gan if its ``pytorch_model.bin`` is, else a huggan (genforce-layout) checkpoint.
+
+    Raises:
+        ValueError: The format cannot be recognised; the message lists :data:`FORMATS`.
+        FileNotFoundError: `src` is a folder without a weights file.
+    """
+    if isinstance(src, str | os.PathLike) and os.path.isdir(src):
+        if os.path.isfile(os.path.join(src, VOYNOV_SNGAN_FILE)):
+            return "voynov"  # a GANLatentDiscovery SN-GAN folder
+        weights = checkpoint_weights_file(src)
+        if is_dcgan_folder(src):
+            return "dcgan"
+        inner = detect_format(weights) if weights.endswith(".bin") else "genforce"
+        return inner if inner in ("biggan", "lightweight-gan") else "genforce"  # else a huggan genforce folder
+    if isinstance(src, bytes | bytearray):
+        src = io.BytesIO(src)
+    if isinstance(src, str | os.PathLike):
+        with open(src, "rb") as handle:
+            strings = _pickle_strings(handle)
+    else:
+        start = src.tell()
+        strings = _pickle_strings(src)
+        src.seek(start)
+    if is_module_pickle(strings):
+        state = load_checkpoint_state(src, read_data=False)  # the module tree's keys; tensor data stays unread
+        strings = {str(k) for k in state} | {str(k) for v in state.values() if isinstance(v, dict) for k in v}
+    found = _format_from_strings(strings)
+    if found is None:
+        raise ValueError(
+            f"Cannot detect the checkpoint format of {src if isinstance(src, str | os.PathLike) else 'the data'}: "
+            f"pass `format=` as one of {FORMATS}."
+        )
+    return found
 
 
 def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> EditableGenerator:
     """Convert a third-party GAN checkpoint to one of our generators.
 
     Args:
-        src: Path of the checkpoint file (or of a huggan checkpoint folder).
+        src: Path of the checkpoint file (or of a huggan / HugGAN DCGAN checkpoint folder).
         format: One of :data:`FORMATS`, or None to detect it with :func:`detect_format`.
 
     Returns:
         The generator (``StyleGAN2Generator``, ``StyleGAN3Generator``, ``StyleGANGenerator``,
-        ``PGGANGenerator``, ``BigGANGenerator``) in eval mode,
+        ``PGGANGenerator``, ``BigGANGenerator``, ``DCGANTutorialGenerator``, ``SNGANResNetGenerator``,
+        ``LightweightGANGenerator``) in eval mode,
         on the CPU, in float32 (``save_pretrained`` writes it as a diffusers model folder).
 
     Raises:
@@ -235,12 +273,45 @@ def convert_checkpoint(src: str | os.PathLike, format: str | None = None) -> Edi
         raise ValueError(f"`format` must be one of {FORMATS} (or None to detect it), got {format!r}.")
     if format == "nvidia":
         return convert_nvidia_pickle(src)
-    if format == "genforce":
-        return convert_genforce(src)
     if format == "biggan":
         return convert_biggan(src)
+    if format == "dcgan":
+        return convert_dcgan(src)
     if format == "voynov":
         return convert_voynov(src)
     if format == "lightweight-gan":
         return convert_lightweight_gan(src)
-    return convert_rosinality(src)
+    checkpoint = load_checkpoint_state(src) if _is_module_file(src) else src  # whole-module pickles
+    if format == "genforce":
+        return convert_genforce(checkpoint)
+    return convert_rosinality(checkpoint)
+
+
+def convert_folder(folder: str | os.PathLike) -> tuple[EditableGenerator, dict[str, str]] | None:
+    """Convert a downloaded third-party model folder in memory, or return None if it is not one we know.
+
+    Used by ``GANPipeline.from_pretrained`` for folders without ``model_index.json``: a HugGAN DCGAN Hub repo
+    (``config.json`` with ``latent_dim``/``hidden_size``/``num_channels`` + ``pytorch_model.bin`` or
+    ``model.safetensors``) loads directly.
+
+    Returns:
+        ``(generator, source)``, where `source` holds ``source_file``, ``source_sha256``, ``source_format``
+        and ``license_note`` for the pipeline's provenance; or None.
+
+    Example:
+
+    >>> from sefa_plugin.convert import convert_folder
+    >>> generator, source = convert_folder("huggan-dcgan-folder")  # doctest: +SKIP
+    >>> source["source_format"]  # doctest: +SKIP
+    'dcgan'
+    """
+    if not is_dcgan_folder(folder):
+        return None
+    weights = checkpoint_weights_file(folder)
+    source = {
+        "source_file": os.path.basename(weights),
+        "source_sha256": file_sha256(weights),
+        "source_format": "dcgan",
+        "license_note": LICENSE_NOTES["dcgan"],
+    }
+    return convert_dcgan(folder), source

@@ -48,8 +48,10 @@ from __future__ import annotations
 import _compat_pickle
 import hashlib
 import io
+import math
 import os
 import pickle
+import reprlib
 import struct
 import warnings
 import zipfile
@@ -61,10 +63,13 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from .pickle_scan import CheckpointLimitError, scan_pickle, stream_end
+
 __all__ = [
     "ALLOWED_GLOBALS",
     "NVIDIA_PERSISTENT_GLOBAL",
     "AttrDict",
+    "CheckpointLimitError",
     "PersistentRecord",
     "RestrictedUnpickler",
     "UnsafePickleError",
@@ -78,6 +83,11 @@ LEGACY_PROTOCOL_VERSION = 1001
 ZIP_MAGIC = b"PK\x03\x04"
 #: The global NVIDIA's ``torch_utils.persistence`` reduces every persistent network object to.
 NVIDIA_PERSISTENT_GLOBAL = "torch_utils.persistence._reconstruct_persistent_obj"
+#: Most records a module tree may hold, and how deep it may nest.
+MAX_RECORDS = 100_000
+MAX_RECORD_DEPTH = 64
+#: Most dimensions of a rebuilt tensor.
+MAX_TENSOR_DIMS = 32
 # `state` entries of a torch.nn.Module that are bookkeeping, not weights or configuration.
 _MODULE_BOOKKEEPING = ("training", "_non_persistent_buffers_set", "_is_full_backward_hook")
 
@@ -105,13 +115,15 @@ class AttrDict(dict):
     """Inert stand-in for NVIDIA's ``dnnlib.EasyDict``: a dict whose keys are also attributes."""
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # never let a pickled key answer for `__setstate__` & co. (BUILD looks it up)
+            raise AttributeError(name)
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
 
 
-@dataclass
+@dataclass(repr=False)
 class PersistentRecord:
     """Inert description of one NVIDIA ``torch_utils.persistence`` object (nothing is instantiated).
 
@@ -140,11 +152,36 @@ class PersistentRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def named_records(self, prefix: str = "") -> Iterator[tuple[str, PersistentRecord]]:
-        """Yield ``(dotted_name, record)`` for this record and every descendant, parents first."""
-        yield prefix, self
-        for name, child in self.modules.items():
-            if child is not None:
-                yield from child.named_records(f"{prefix}.{name}" if prefix else name)
+        """Yield ``(dotted_name, record)`` for this record and every descendant, parents first.
+
+        Raises:
+            CheckpointLimitError: The tree nests deeper than ``MAX_RECORD_DEPTH`` (a cycle does too) or holds
+                more than ``MAX_RECORDS`` records.
+        """
+        pending: list[tuple[str, PersistentRecord, int]] = [(prefix, self, 0)]
+        count = 0
+        while pending:
+            name, record, depth = pending.pop()
+            count += 1
+            if depth > MAX_RECORD_DEPTH or count > MAX_RECORDS:
+                raise CheckpointLimitError(
+                    f"Module tree of {self.class_name!r} nests deeper than {MAX_RECORD_DEPTH} levels or holds more "
+                    f"than {MAX_RECORDS} modules (at {name!r}); it may be cyclic."
+                )
+            yield name, record
+            children = [(f"{name}.{k}" if name else str(k), c, depth + 1) for k, c in record.modules.items() if c]
+            pending.extend(reversed(children))
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafePickleError(
+            f"BUILD on {self.class_name}", "a pickle may not overwrite the fields of a rebuilt module record."
+        )
+
+    def __repr__(self) -> str:  # shallow: a record tree may be large (or, if crafted, deep)
+        return (
+            f"{type(self).__name__}({self.class_name!r}, {len(self.parameters)} parameters, "
+            f"{len(self.buffers)} buffers, {len(self.modules)} modules)"
+        )
 
     def get(self, path: str) -> PersistentRecord:
         """The descendant at dotted `path` (``""`` is this record).
@@ -175,12 +212,19 @@ class PersistentRecord:
 
 
 # ----------------------------------------------------------------------------------------- rebuilders
+def _refuse_build(self: Any, state: Any) -> None:
+    """``__setstate__`` of objects the unpickler rebuilds whole: a pickle's BUILD may not overwrite them."""
+    raise UnsafePickleError(f"BUILD on {type(self).__name__}", "a pickle may not overwrite a rebuilt object.")
+
+
 @dataclass(frozen=True)
 class _StorageType:
     """What a storage class global (``torch.FloatStorage`` ...) resolves to: just its dtype."""
 
     name: str
     dtype: torch.dtype
+
+    __setstate__ = _refuse_build
 
 
 @dataclass(eq=False)
@@ -189,6 +233,8 @@ class _LoadedStorage:
 
     untyped: torch.UntypedStorage
     dtype: torch.dtype
+
+    __setstate__ = _refuse_build
 
 
 _STORAGE_DTYPES: dict[str, torch.dtype] = {
@@ -226,19 +272,33 @@ def _check_hooks(hooks: Any, where: str) -> None:
 def _rebuild_tensor(storage: Any, storage_offset: int, size: Any, stride: Any) -> torch.Tensor:
     if not isinstance(storage, _LoadedStorage):
         raise pickle.UnpicklingError(f"Tensor storage must come from the checkpoint, got {type(storage)}.")
+    if not isinstance(size, tuple | list) or not isinstance(stride, tuple | list) or len(size) > MAX_TENSOR_DIMS:
+        raise CheckpointLimitError(f"Tensor `size`/`stride` must be sequences of at most {MAX_TENSOR_DIMS} ints.")
     size, stride = tuple(size), tuple(stride)
-    if len(size) != len(stride) or not all(isinstance(v, int) and v >= 0 for v in (storage_offset, *size, *stride)):
-        raise pickle.UnpicklingError(f"Invalid tensor geometry: offset {storage_offset}, size {size}, stride {stride}.")
+    values = (storage_offset, *size, *stride)
+    if len(size) != len(stride) or not all(type(v) is int and 0 <= v < 1 << 62 for v in values):
+        raise CheckpointLimitError(
+            f"Invalid tensor geometry: `storage_offset` {storage_offset!r}, `size` and `stride` must be "
+            f"non-negative ints of equal length (got {len(size)} sizes, {len(stride)} strides)."
+        )
     # `Tensor.set_` does not check the geometry against the storage: an out-of-bounds view would read
-    # (or later write) foreign memory, so check it here.
-    if all(size):
+    # (or later write) foreign memory, and a stride-0 view of one element could claim 10^12 elements that
+    # any later copy materialises. So a tensor must fit its storage and claim no more elements than it holds.
+    numel = math.prod(size)
+    available = storage.untyped.nbytes() // _element_size(storage.dtype)
+    if numel and numel > available:
+        raise CheckpointLimitError(
+            f"Tensor `size` {list(size)} claims {numel} elements, which does not fit its storage of {available}."
+        )
+    if numel:
         last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
-        if (last + 1) * _element_size(storage.dtype) > storage.untyped.nbytes():
-            raise pickle.UnpicklingError(
-                f"Tensor of size {size}, stride {stride}, offset {storage_offset} does not fit its storage "
-                f"of {storage.untyped.nbytes()} bytes."
+        if last + 1 > available:
+            raise CheckpointLimitError(
+                f"Tensor of `size` {list(size)}, `stride` {list(stride)}, `storage_offset` {storage_offset} "
+                f"does not fit its storage of {available} elements."
             )
-    return torch.empty((0,), dtype=storage.dtype).set_(storage.untyped, storage_offset, size, stride)
+    empty = torch.empty((0,), dtype=storage.dtype, device=storage.untyped.device)  # "meta" when data is not read
+    return empty.set_(storage.untyped, storage_offset, size, stride)
 
 
 def _rebuild_tensor_v1(storage: Any, storage_offset: int, size: Any, stride: Any) -> torch.Tensor:
@@ -294,6 +354,15 @@ def _rebuild_parameter_with_state(
     return _rebuild_parameter(data, requires_grad, backward_hooks)
 
 
+def _bytearray(data: Any = b"", encoding: str | None = None) -> bytearray:
+    """``builtins.bytearray`` for pickled byte arrays only: never ``bytearray(n)``, which allocates n bytes."""
+    if isinstance(data, str) and encoding in ("latin1", "latin-1"):
+        return bytearray(data, encoding)
+    if not isinstance(data, bytes | bytearray) or encoding is not None:
+        raise CheckpointLimitError("`builtins.bytearray` may only copy bytes (a pickled bytearray), not allocate.")
+    return bytearray(data)
+
+
 def _codecs_encode(obj: Any, encoding: str = "utf-8") -> bytes:
     """Protocol-2 pickles store ``bytes`` as ``_codecs.encode(str, "latin1")``."""
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
@@ -308,11 +377,23 @@ def _numpy_dtype(obj: Any, align: bool = False, copy: bool = False) -> np.dtype:
     return dtype
 
 
+class _NdarrayType:
+    """What the global ``numpy.ndarray`` resolves to: a marker for ``_reconstruct``, never callable."""
+
+    __slots__ = ()
+
+
+_NDARRAY = _NdarrayType()
+
+
 def _numpy_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
     """``numpy.core.multiarray._reconstruct``: an empty ndarray that the following BUILD fills."""
-    if subtype is not np.ndarray:
+    if subtype is not _NDARRAY:
         raise UnsafePickleError("numpy.core.multiarray._reconstruct", "only plain numpy.ndarray is rebuilt.")
-    return np.ndarray(tuple(shape), dtype=_numpy_dtype(dtype))
+    # numpy always pickles `_reconstruct(ndarray, (0,), b"b")`; the data comes by BUILD.
+    if type(shape) not in (tuple, list) or len(shape) != 1 or type(shape[0]) is not int or shape[0] != 0:
+        raise CheckpointLimitError("numpy `_reconstruct` `shape` must be (0,): the array's data comes by BUILD.")
+    return np.ndarray((0,), dtype=_numpy_dtype(dtype))
 
 
 def _numpy_frombuffer(buffer: Any, dtype: Any, shape: Any, order: str = "C") -> np.ndarray:
@@ -358,35 +439,48 @@ def _reconstruct_persistent_record(meta: Any) -> PersistentRecord:
     state = meta.get("state")
     if not isinstance(state, dict):
         raise pickle.UnpicklingError(f"{NVIDIA_PERSISTENT_GLOBAL}: `state` of {meta['class_name']} is not a dict.")
+    return PersistentRecord(
+        version=meta.get("version"), module_src_sha256=digest, **module_state_fields(meta["class_name"], state)
+    )
+
+
+def module_state_fields(class_name: str, state: dict) -> dict[str, Any]:
+    """:class:`PersistentRecord` fields from a pickled ``torch.nn.Module``'s ``__dict__`` (`state`).
+
+    Raises:
+        pickle.UnpicklingError: ``_parameters``/``_buffers`` hold non-tensors or ``_modules`` non-records.
+    """
     state = dict(state)
 
     def pop_mapping(key: str, allowed: tuple[type, ...]) -> dict[str, Any]:
         value = state.pop(key, None) or {}
         if not isinstance(value, dict) or not all(v is None or isinstance(v, allowed) for v in value.values()):
-            raise pickle.UnpicklingError(f"{meta['class_name']}.{key} holds unexpected values.")
-        return dict(value)
+            raise pickle.UnpicklingError(f"{class_name}.{key} holds unexpected values.")
+        return {str(k): v for k, v in value.items()}
 
     parameters = pop_mapping("_parameters", (torch.Tensor,))
     buffers = pop_mapping("_buffers", (torch.Tensor,))
     modules = pop_mapping("_modules", (PersistentRecord,))
-    non_persistent = frozenset(state.get("_non_persistent_buffers_set") or ())
+    non_persistent = state.get("_non_persistent_buffers_set") or ()
+    if not isinstance(non_persistent, set | frozenset | list | tuple):
+        raise pickle.UnpicklingError(f"{class_name}._non_persistent_buffers_set is not a set.")
     init_args = state.pop("_init_args", ()) or ()
     init_kwargs = state.pop("_init_kwargs", {}) or {}
+    if not isinstance(init_args, tuple | list) or not isinstance(init_kwargs, dict):
+        raise pickle.UnpicklingError(f"{class_name}._init_args/_init_kwargs are not a tuple and a dict.")
     attributes = {
         k: v for k, v in state.items() if k not in _MODULE_BOOKKEEPING and not (k.startswith("_") and "hooks" in k)
     }
-    return PersistentRecord(
-        class_name=meta["class_name"],
-        version=meta.get("version"),
-        module_src_sha256=digest,
-        init_args=tuple(init_args),
-        init_kwargs=dict(init_kwargs),
-        parameters=parameters,
-        buffers=buffers,
-        non_persistent_buffers=non_persistent,
-        modules=modules,
-        attributes=attributes,
-    )
+    return {
+        "class_name": class_name,
+        "init_args": tuple(init_args),
+        "init_kwargs": dict(init_kwargs),
+        "parameters": parameters,
+        "buffers": buffers,
+        "non_persistent_buffers": frozenset(non_persistent),
+        "modules": modules,
+        "attributes": attributes,
+    }
 
 
 def _build_allowed_globals() -> dict[str, Any]:
@@ -394,7 +488,7 @@ def _build_allowed_globals() -> dict[str, Any]:
         "collections.OrderedDict": OrderedDict,
         "builtins.set": set,
         "builtins.frozenset": frozenset,
-        "builtins.bytearray": bytearray,
+        "builtins.bytearray": _bytearray,
         "builtins.complex": complex,
         "_codecs.encode": _codecs_encode,
         "torch.Size": torch.Size,
@@ -405,7 +499,7 @@ def _build_allowed_globals() -> dict[str, Any]:
         "torch._utils._rebuild_parameter": _rebuild_parameter,
         "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
         "torch.storage._load_from_bytes": _load_from_bytes,
-        "numpy.ndarray": np.ndarray,
+        "numpy.ndarray": _NDARRAY,
         "numpy.dtype": _numpy_dtype,
         NVIDIA_PERSISTENT_GLOBAL: _reconstruct_persistent_record,
         "dnnlib.EasyDict": AttrDict,
@@ -426,35 +520,80 @@ def _build_allowed_globals() -> dict[str, Any]:
 
 #: Every global a checkpoint may name, as ``"module.name"``, and the inert object it resolves to.
 ALLOWED_GLOBALS: dict[str, Any] = _build_allowed_globals()
+_TENSOR_REBUILDERS = (
+    _rebuild_tensor_v1, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter, _rebuild_parameter_with_state
+)  # fmt: skip
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """:class:`pickle.Unpickler` that resolves globals only from :data:`ALLOWED_GLOBALS`.
 
+    Before unpickling, :func:`~.pickle_scan.scan_pickle` checks the program's declared sizes, memo indices
+    and nesting against the stream (the stream must be seekable). Tensors it rebuilds refuse ``BUILD``
+    while it runs (``Tensor.__setstate__`` would ``set_`` them to any geometry).
+
     Args:
-        file: Binary stream positioned at a pickle.
+        file: Seekable binary stream positioned at a pickle.
         persistent_load: Callable resolving persistent ids (tensor storages); None refuses them.
+        find_global: Called as ``find_global(module, name)`` for globals outside the allow-list (e.g. the
+            inert module records of :mod:`.module_pickle`); None refuses them.
     """
 
-    def __init__(self, file: IO[bytes], persistent_load: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        file: IO[bytes],
+        persistent_load: Callable[[Any], Any] | None = None,
+        find_global: Callable[[str, str], Any] | None = None,
+    ) -> None:
         super().__init__(file)
+        self._file = file
         self._persistent_load = persistent_load
+        self._find_global = find_global
+        self._rebuilt: list[torch.Tensor] = []
+
+    def load(self) -> Any:
+        start = self._file.tell()
+        scan_pickle(self._file)
+        self._file.seek(start)
+        try:
+            return super().load()
+        except (pickle.UnpicklingError, ValueError):
+            raise
+        except (
+            RecursionError, MemoryError, OverflowError, AttributeError, TypeError, KeyError, IndexError, EOFError,
+            RuntimeError,
+        ) as err:  # fmt: skip
+            raise pickle.UnpicklingError(f"Malformed pickle ({type(err).__name__}: {str(err)[:200]}).") from None
+        finally:
+            for tensor in self._rebuilt:
+                vars(tensor).pop("__setstate__", None)
+
+    def _tracked(self, rebuild: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        def wrapper(*args: Any) -> torch.Tensor:
+            tensor = rebuild(*args)
+            tensor.__setstate__ = _refuse_build.__get__(tensor)  # shadows Tensor.__setstate__ during this load
+            self._rebuilt.append(tensor)
+            return tensor
+
+        return wrapper
 
     def find_class(self, module: str, name: str) -> Any:
         # Python-2 era names (protocol <= 2 pickles), e.g. `__builtin__.set` -> `builtins.set`.
         module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise UnsafePickleError(f"{str(module)[:100]}.{str(name)[:100]}")
         key = f"{module}.{name}"
-        try:
-            return ALLOWED_GLOBALS[key]
-        except KeyError:
-            raise UnsafePickleError(key) from None
-        except TypeError:  # unhashable/odd names
-            raise UnsafePickleError(repr((module, name))) from None
+        if key in ALLOWED_GLOBALS:
+            value = ALLOWED_GLOBALS[key]
+            return self._tracked(value) if value in _TENSOR_REBUILDERS else value
+        if self._find_global is not None:
+            return self._find_global(module, name)
+        raise UnsafePickleError(key[:200])
 
     def persistent_load(self, pid: Any) -> Any:
         if self._persistent_load is None:
-            raise pickle.UnpicklingError(f"Unexpected persistent id {pid!r} in a plain pickle.")
+            raise pickle.UnpicklingError(f"Unexpected persistent id {reprlib.repr(pid)} in a plain pickle.")
         return self._persistent_load(pid)
 
 
@@ -462,15 +601,15 @@ class RestrictedUnpickler(pickle.Unpickler):
 def _storage_from_pid(pid: Any, expected_len: int) -> tuple[str, torch.dtype, int]:
     """Validate a ``("storage", storage_type, key, location, numel[, view_metadata])`` persistent id."""
     if not isinstance(pid, tuple) or len(pid) != expected_len:
-        raise pickle.UnpicklingError(f"Unsupported persistent id {pid!r}.")
+        raise pickle.UnpicklingError(f"Unsupported persistent id {reprlib.repr(pid)}.")
     typename = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
     if typename != "storage":
         raise UnsafePickleError(f"persistent id {typename!r}", "only tensor storages may be persistent ids.")
     storage_type, key, _location, numel = pid[1:5]
     if not isinstance(storage_type, _StorageType):
-        raise pickle.UnpicklingError(f"Persistent storage id names {storage_type!r}, not a storage type.")
+        raise pickle.UnpicklingError(f"Persistent storage id names {reprlib.repr(storage_type)}, not a storage type.")
     if not isinstance(numel, int) or numel < 0:
-        raise pickle.UnpicklingError(f"Invalid storage size {numel!r} for storage {key!r}.")
+        raise pickle.UnpicklingError(f"Invalid storage size {reprlib.repr(numel)} for storage {reprlib.repr(key)}.")
     return str(key), storage_type.dtype, numel
 
 
@@ -481,17 +620,46 @@ def _readonly_view(data: bytes, offset: int, nbytes: int) -> torch.UntypedStorag
         return torch.frombuffer(data, dtype=torch.uint8, count=nbytes, offset=offset).untyped_storage()
 
 
-def _load_zip(file: IO[bytes]) -> Any:
+def read_zip_member(
+    archive: zipfile.ZipFile, name: str, archive_size: int, expected: int | None = None, read: bool = True
+) -> bytes:
+    """Read one member of a zip archive after checking its declared size (before anything is inflated).
+
+    A member may not declare more bytes than the whole archive holds (``torch.save`` stores members
+    uncompressed, so a larger one is a decompression bomb), nor other than `expected` bytes when given.
+
+    Raises:
+        CheckpointLimitError: naming the member and both sizes.
+    """
+    declared = archive.getinfo(name).file_size
+    if declared > archive_size:
+        raise CheckpointLimitError(
+            f"Zip member {name!r} declares {declared} bytes, more than the whole archive ({archive_size} bytes): "
+            f"it would inflate past the file (torch.save stores members uncompressed)."
+        )
+    if expected is not None and declared != expected:
+        raise CheckpointLimitError(f"Zip member {name!r} declares {declared} bytes, expected {expected}.")
+    return archive.read(name) if read else b""
+
+
+def torch_zip_pickle(archive: zipfile.ZipFile) -> str:
+    """The ``<archive>/data.pkl`` member of a ``torch.save`` zip archive."""
+    pkl = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
+    if len(pkl) != 1:
+        raise ValueError(f"Not a torch.save zip archive (found {len(pkl)} '<archive>/data.pkl' records).")
+    return pkl[0]
+
+
+def _load_zip(file: IO[bytes], find_global: Callable[[str, str], Any] | None = None, read_data: bool = True) -> Any:
+    size = stream_end(file)
     with zipfile.ZipFile(file) as archive:
-        names = archive.namelist()
-        pkl = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
-        if len(pkl) != 1:
-            raise ValueError(f"Not a torch.save zip archive (found {len(pkl)} '<archive>/data.pkl' records).")
-        prefix = pkl[0][: -len("data.pkl")]
+        names = set(archive.namelist())
+        pkl = torch_zip_pickle(archive)
+        prefix = pkl[: -len("data.pkl")]
         if f"{prefix}constants.pkl" in names:
             raise ValueError("This zip archive is a TorchScript module (it holds code); it is not loaded.")
         byteorder = f"{prefix}byteorder"
-        if byteorder in names and archive.read(byteorder).decode() != "little":
+        if byteorder in names and read_zip_member(archive, byteorder, 16) != b"little":
             raise ValueError("Big-endian torch.save archives are not supported.")
         cache: dict[str, _LoadedStorage] = {}
 
@@ -501,16 +669,26 @@ def _load_zip(file: IO[bytes]) -> Any:
                 record = f"{prefix}data/{key}"
                 if record not in names:
                     raise pickle.UnpicklingError(f"Storage record {record!r} is missing from the archive.")
-                raw = archive.read(record)
-                if len(raw) != numel * _element_size(dtype):
-                    raise pickle.UnpicklingError(f"Storage {key!r} holds {len(raw)} bytes, expected {numel} x {dtype}.")
+                nbytes = numel * _element_size(dtype)
+                if not read_data:  # sizes checked, data left unread: a meta storage of the declared size
+                    read_zip_member(archive, record, size, nbytes, read=False)
+                    cache[key] = _LoadedStorage(torch.UntypedStorage(nbytes, device="meta"), dtype)
+                    return cache[key]
+                raw = read_zip_member(archive, record, size, nbytes)
                 cache[key] = _LoadedStorage(_readonly_view(raw, 0, len(raw)) if raw else torch.UntypedStorage(0), dtype)
             return cache[key]
 
-        return RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), persistent_load).load()
+        program = io.BytesIO(read_zip_member(archive, pkl, size))
+        return RestrictedUnpickler(program, persistent_load, find_global).load()
 
 
-def _load_legacy(file: IO[bytes], magic_checked: bool = False, backing: bytes | None = None) -> Any:
+def _load_legacy(
+    file: IO[bytes],
+    magic_checked: bool = False,
+    backing: bytes | None = None,
+    find_global: Callable[[str, str], Any] | None = None,
+    read_data: bool = True,
+) -> Any:
     """Read the legacy (non-zip) ``torch.save`` layout from `file`.
 
     `backing`, when given, is the ``bytes`` object that `file` reads (a nested ``_load_from_bytes`` blob):
@@ -529,18 +707,31 @@ def _load_legacy(file: IO[bytes], magic_checked: bool = False, backing: bytes | 
         raise ValueError("Big-endian legacy torch.save files are not supported.")
     storages: dict[str, _LoadedStorage] = {}
     pending: dict[str, tuple[torch.dtype, int]] = {}
+    end = stream_end(file)
 
-    def persistent_load(pid: Any) -> _LoadedStorage:
+    def persistent_load(pid: Any) -> Any:
+        # A legacy whole-module save replaces each module class by ("module", class, file, source): the class
+        # was resolved to an inert record type by `find_global`; the source is never read.
+        module_class = isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module" and find_global is not None
+        if module_class and isinstance(pid[1], type) and issubclass(pid[1], PersistentRecord):
+            return pid[1]
         key, dtype, numel = _storage_from_pid(pid, 6)
         if pid[5] is not None:
             raise pickle.UnpicklingError("Storage views (files from PyTorch < 1.0) are not supported.")
         if key not in storages:
             nbytes = 0 if backing is not None else numel * _element_size(dtype)
-            storages[key] = _LoadedStorage(torch.UntypedStorage(nbytes), dtype)
+            if nbytes > end - file.tell():  # checked before allocating: the data must follow in this file
+                raise CheckpointLimitError(
+                    f"Storage {key!r} declares {numel} elements ({nbytes} bytes), more than the "
+                    f"{end - file.tell()} bytes left in the file."
+                )
+            storages[key] = _LoadedStorage(torch.UntypedStorage(nbytes, device="cpu" if read_data else "meta"), dtype)
             pending[key] = (dtype, numel)
         return storages[key]
 
-    result = RestrictedUnpickler(file, persistent_load).load()
+    result = RestrictedUnpickler(file, persistent_load, find_global).load()
+    if not read_data:  # sizes checked against the file, data left unread (meta storages)
+        return result
     keys = RestrictedUnpickler(file).load()
     if not isinstance(keys, list):
         raise pickle.UnpicklingError("Malformed legacy torch.save stream: storage key list missing.")
@@ -570,35 +761,40 @@ def _load_legacy(file: IO[bytes], magic_checked: bool = False, backing: bytes | 
     return result
 
 
-def safe_load(src: Source) -> Any:
+def safe_load(src: Source, find_global: Callable[[str, str], Any] | None = None, *, read_data: bool = True) -> Any:
     """Load a ``torch.save`` file (zip or legacy) or a plain pickle, allowing only inert globals.
 
     Tensors are rebuilt on the CPU. NVIDIA persistent objects come back as :class:`PersistentRecord`,
     ``dnnlib.EasyDict`` as :class:`AttrDict`.
 
     Args:
-        src: A path, the file's bytes, or a binary stream.
+        src: A path, the file's bytes, or a seekable binary stream.
+        find_global: Resolves globals outside :data:`ALLOWED_GLOBALS` in the checkpoint's object pickle
+            (see :class:`RestrictedUnpickler`); None refuses them.
+        read_data: False leaves the tensor data of ``torch.save`` files unread: tensors come back on the
+            ``meta`` device with their shapes (for format detection). Plain pickles hold their data inline.
 
     Raises:
         UnsafePickleError: The file names a global outside :data:`ALLOWED_GLOBALS` (nothing was run).
+        CheckpointLimitError: A declared size, index, geometry or nesting exceeds what the file holds.
         pickle.UnpicklingError: The file is malformed.
         ValueError: The container is unsupported (TorchScript archive, big-endian data).
     """
     if isinstance(src, bytes | bytearray):
-        return _safe_load_stream(io.BytesIO(src))
+        return _safe_load_stream(io.BytesIO(src), find_global, read_data)
     if isinstance(src, str | os.PathLike):
         with open(src, "rb") as handle:  # streamed: the whole file is never held in memory
-            return _safe_load_stream(handle)
-    return _safe_load_stream(src)
+            return _safe_load_stream(handle, find_global, read_data)
+    return _safe_load_stream(src, find_global, read_data)
 
 
-def _safe_load_stream(file: IO[bytes]) -> Any:
+def _safe_load_stream(file: IO[bytes], find_global: Callable[[str, str], Any] | None, read_data: bool) -> Any:
     start = file.tell()
     head = file.read(4)
     file.seek(start)
     if head == ZIP_MAGIC:
-        return _load_zip(file)
-    first = RestrictedUnpickler(file).load()
+        return _load_zip(file, find_global, read_data)
+    first = RestrictedUnpickler(file, find_global=find_global).load()
     if isinstance(first, int) and not isinstance(first, bool) and first == LEGACY_MAGIC_NUMBER:
-        return _load_legacy(file, magic_checked=True)
+        return _load_legacy(file, magic_checked=True, find_global=find_global, read_data=read_data)
     return first

@@ -1,7 +1,7 @@
 """GAN generator families, one file each, all implementing :class:`EditableGenerator`."""
 
 from .biggan import BigGANGenerator
-from .dcgan import DCGANGenerator
+from .dcgan import DCGANGenerator, DCGANTutorialGenerator
 from .interface import LATENT_SPACES, EditableGenerator
 from .lightweight_gan import LightweightGANGenerator
 from .pggan import PGGANGenerator
@@ -14,6 +14,7 @@ __all__ = [
     "LATENT_SPACES",
     "BigGANGenerator",
     "DCGANGenerator",
+    "DCGANTutorialGenerator",
     "EditableGenerator",
     "LightweightGANGenerator",
     "PGGANGenerator",

@@ -112,6 +112,12 @@ class GANPipeline(DiffusionPipeline):
             allow_local=allow_local,
         )
         if not (folder / "model_index.json").is_file():
+            from ..convert import convert_folder  # a known third-party folder (HugGAN DCGAN) converts in memory
+
+            if (converted := convert_folder(folder)) is not None:
+                pipe = cls(generator=converted[0])
+                pipe.source = {**source, **converted[1]}
+                return pipe
             raise ValueError(
                 f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} is not a GAN pipeline "
                 f"folder: it has no model_index.json. Convert checkpoints with `sefa convert` first."

@@ -121,3 +121,47 @@ def test_bad_input():
         g.synthesize(torch.randn(2, 8))
     with pytest.raises(ValueError, match="`layers`"):
         g.latent_weights([0, 1])
+
+
+# ------------------------------------------------------------------ the PyTorch-tutorial form
+def test_tutorial_layout_matches_the_tutorial_indices():
+    from sefa_plugin.models.dcgan import DCGANTutorialGenerator
+
+    g = DCGANTutorialGenerator()  # nz=100, ngf=64, 64×64 RGB, as in the tutorial
+    shapes = {k: tuple(v.shape) for k, v in g.state_dict().items() if k.endswith("weight")}
+    assert shapes["main.0.weight"] == (100, 512, 4, 4) and shapes["main.12.weight"] == (64, 3, 4, 4)
+    assert [type(m).__name__ for m in g.main][-3:] == ["ReLU", "ConvTranspose2d", "Tanh"]
+    assert not any(k.endswith(".bias") and k.startswith(("main.0.", "main.3.")) for k in g.state_dict())
+
+
+def test_tutorial_save_load_and_latent_weights(tmp_path):
+    from sefa_plugin.models.dcgan import DCGANTutorialGenerator
+
+    torch.manual_seed(0)
+    g = DCGANTutorialGenerator(z_dim=8, img_resolution=16, ngf=4, conv_bias=True).eval()
+    z = torch.randn(3, 8)
+    g.save_pretrained(tmp_path / "g")
+    loaded = DCGANTutorialGenerator.from_pretrained(tmp_path / "g").eval()
+    torch.testing.assert_close(loaded(z), g(z), rtol=0, atol=0)
+    (matrix,) = g.latent_weights([0])  # [C·16, z_dim]: the first layer applied to z as a matrix
+    first = torch.nn.functional.conv_transpose2d(z[:, :, None, None], g.main[0].weight)  # [N, C, 4, 4]
+    torch.testing.assert_close(first.flatten(1), z @ matrix.T)
+    assert isinstance(g, EditableGenerator) and g.num_ws == 1 and g.latent_space == "z"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(img_resolution=4), "`img_resolution` must be ≥ 8"),
+        (dict(img_resolution=48), "`img_resolution` must be a power of two"),
+        (dict(ngf=0), "`ngf` must be a positive integer"),
+        (dict(img_resolution=1024, ngf=256), "must be ≤ 16384"),
+        (dict(img_resolution=1024, ngf=128), "more than the 268435456 allowed"),
+        (dict(z_dim=10**7), "`z_dim` must be ≤ 16384"),
+    ],
+)
+def test_tutorial_bad_config(kwargs, match):
+    from sefa_plugin.models.dcgan import DCGANTutorialGenerator
+
+    with pytest.raises(ValueError, match=match):
+        DCGANTutorialGenerator(**kwargs)
