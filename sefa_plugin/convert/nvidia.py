@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from ..models.limits import check_config_int, check_config_number
 from ..models.ops import make_resample_filter
 from ..models.stylegan2 import StyleGAN2Generator
 from ..models.stylegan3 import StyleGAN3Generator
@@ -229,8 +230,9 @@ def nvidia_mapping_config(mapping: PersistentRecord, mapping_kw: Mapping[str, An
     fc_names = sorted((n for n in mapping.modules if re.fullmatch(r"fc\d+", n)), key=lambda n: int(n[2:]))
     if not fc_names or fc_names != [f"fc{i}" for i in range(len(fc_names))]:
         raise ValueError(f"Unexpected mapping layers {fc_names} in the NVIDIA generator.")
+    check_config_int("mapping_layers", len(fc_names))
     declared = _attr(mapping, "num_layers", mapping_kw.get("num_layers", len(fc_names)))
-    if int(declared) != len(fc_names):
+    if check_config_int("mapping_layers", declared) != len(fc_names):
         raise ValueError(f"mapping.num_layers says {declared}, but the record has {len(fc_names)} fc layers.")
     for name in fc_names:
         activation = _attr(mapping.get(name), "activation", mapping_kw.get("activation", "lrelu"))
@@ -240,8 +242,8 @@ def nvidia_mapping_config(mapping: PersistentRecord, mapping_kw: Mapping[str, An
     lr_multiplier = _attr(mapping.get("fc0"), "bias_gain", mapping_kw.get("lr_multiplier", 0.01))
     return dict(
         mapping_layers=len(fc_names),
-        mapping_lr_multiplier=float(lr_multiplier),
-        w_avg_beta=0.998 if w_avg_beta is None else float(w_avg_beta),
+        mapping_lr_multiplier=check_config_number("mapping_lr_multiplier", lr_multiplier, 0, open_low=True),
+        w_avg_beta=0.998 if w_avg_beta is None else check_config_number("w_avg_beta", w_avg_beta, 0, 1),
     )
 
 
@@ -275,11 +277,12 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
     mapping, synthesis = g.get("mapping"), g.get("synthesis")
     sd = g.state_dict()
 
-    z_dim = int(_require(kw.get("z_dim", _attr(g, "z_dim")), "z_dim"))
-    c_dim = int(_require(kw.get("c_dim", _attr(g, "c_dim", 0)), "c_dim"))
-    w_dim = int(_require(kw.get("w_dim", _attr(g, "w_dim")), "w_dim"))
-    img_resolution = int(_require(kw.get("img_resolution", _attr(g, "img_resolution")), "img_resolution"))
-    img_channels = int(_require(kw.get("img_channels", _attr(g, "img_channels")), "img_channels"))
+    # Sizes are checked against the model limits before they are used for anything.
+    z_dim, c_dim, w_dim, img_resolution, img_channels = (
+        check_config_int(name, _require(kw.get(name, _attr(g, name, default)), name))
+        for name, default in (("z_dim", None), ("c_dim", 0), ("w_dim", None), ("img_resolution", None),
+                              ("img_channels", None))
+    )  # fmt: skip
 
     mapping_config = nvidia_mapping_config(mapping, mapping_kw)
     num_layers = mapping_config["mapping_layers"]
@@ -306,7 +309,10 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
             layer = block.get(conv)
             if not _attr(layer, "use_noise", True) or _attr(layer, "activation", "lrelu") != "lrelu":
                 raise ValueError(f"synthesis.b{res}.{conv} must use noise and 'lrelu' to be converted.")
-    preferred = (int(synth_kw.get("channel_base", 32768)), int(synth_kw.get("channel_max", 512)))
+    preferred = (
+        check_config_int("channel_base", synth_kw.get("channel_base", 32768)),
+        check_config_int("channel_max", synth_kw.get("channel_max", 512)),
+    )
     channel_base, channel_max = infer_channel_config(channels, preferred)
     conv_clamp = _attr(synthesis.get("b4.conv1"), "conv_clamp", synth_kw.get("conv_clamp"))
     if "synthesis.b4.resample_filter" not in sd:
