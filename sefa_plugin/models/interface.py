@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .limits import check_config_ints, check_parameter_budget
+from .limits import MAX_SEEDS, check_config_ints, check_parameter_budget
 
 LATENT_SPACES = ("w+", "z")
 
@@ -164,6 +164,8 @@ class EditableGenerator:
         converted official checkpoint renders the same image for the same seed.
         """
         z_dim = int(self.config.z_dim)  # type: ignore[attr-defined]
+        if len(seeds) > MAX_SEEDS:
+            raise ValueError(f"`seeds` must hold at most {MAX_SEEDS} seeds, got {len(seeds)}.")
         for s in seeds:
             if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or not 0 <= int(s) < 2**32:
                 raise ValueError(f"`seeds` must be integers in [0, 2**32), got {s!r}.")

@@ -23,11 +23,15 @@ import torch
 
 __all__ = [
     "CONFIG_LIMITS",
+    "MAX_LATENT_ELEMENTS",
+    "MAX_NUM_SAMPLES",
     "MAX_PARAMETERS",
     "MAX_RESAMPLE_TAPS",
+    "MAX_SEEDS",
     "check_config_int",
     "check_config_ints",
     "check_config_number",
+    "check_count",
     "check_int",
     "check_parameter_budget",
     "check_resample_filter",
@@ -140,6 +144,33 @@ def check_resample_filter(taps: Any, name: str = "resample_filter") -> list[floa
     if sum(values) == 0:
         raise ValueError(f"`{name}` must have a non-zero sum, got {values}.")
     return values
+
+
+# ------------------------------------------------------------------------------------------ work limits
+#: The most latents a streamed statistic (GANSpace's PCA) may sample; the paper uses 10⁶. Front ends such as
+#: a hosted editor pass stricter limits (``max_samples=``).
+MAX_NUM_SAMPLES = 100_000_000
+
+#: The most latent values held in memory at once (``num_samples × latent_dim``): 2²⁸ float32 = 1 GiB.
+MAX_LATENT_ELEMENTS = 2**28
+
+#: The most seeds one call may render or map to latents.
+MAX_SEEDS = 100_000
+
+
+def check_count(name: str, value: Any, minimum: int, maximum: int, why: str = "") -> int:
+    """Check a work size (samples, seeds, frames ...) before the work starts; the error states the limit.
+
+    Example:
+
+    >>> check_count("num_samples", 10**12, 2, MAX_NUM_SAMPLES)
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_samples` must be an int in [2, 100000000], got 1000000000000.
+    """
+    if not _is_int(value) or not minimum <= int(value) <= maximum:
+        raise ValueError(f"`{name}` must be an int in [{minimum}, {maximum}]{why}, got {value!r}.")
+    return int(value)
 
 
 # Set while a generator is being counted on the meta device, so that the count does not recurse.

@@ -28,6 +28,7 @@ from ..hub import atomic_folder, push_folder, resolve_folder, weights_sha256
 from ..models import biggan, dcgan, pggan, stylegan, stylegan2, stylegan3  # noqa: F401  (component classes for from_pretrained)
 from ..models.interface import EditableGenerator
 from ..utils.images import make_grid, to_pil
+from ..utils.weights import check_loaded_weights
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class GANPipeline(DiffusionPipeline):
                 f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}: the generator cannot be "
                 f"loaded; its weights are missing or corrupt ({err})"
             ) from err
+        check_loaded_weights(pipe.generator, f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}")
         pipe.source = source
         return pipe
 
