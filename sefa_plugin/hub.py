@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .utils.files import default_file_mode
+from .utils.files import check_output_folder, default_file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -117,33 +118,136 @@ def resolve_folder(
     return Path(folder), {"repo_id": name, "revision": Path(folder).name}
 
 
+#: Files that mark a folder as written by sefa_plugin (a pipeline, directions, latents, a report, a model).
+OWN_MARKERS = (
+    "model_index.json",
+    "directions.safetensors",
+    "latents.safetensors",
+    "report.md",
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.safetensors.index.json",
+)
+
+# Temporary folders live beside the target: ".<name>.sefa-tmp-<pid>-<random>" (the new content) and
+# ".<name>.sefa-old-<pid>-<random>" (the entries being replaced). A killed save leaves them behind; the
+# next save into the same target removes those whose process is gone.
+_TEMP_KINDS = ("sefa-tmp", "sefa-old")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's live process
+        return True
+    return True
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Clean up after saves into `target` whose process died (killed part-way)."""
+    for kind in _TEMP_KINDS:
+        for stale in sorted(target.parent.glob(f".{target.name}.{kind}-*")):
+            pid = stale.name.rsplit(f".{kind}-", 1)[-1].split("-", 1)[0]
+            alive = pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid))
+            if not stale.is_dir() or not pid.isdigit() or alive:
+                continue
+            if kind == "sefa-old" and target.is_dir():
+                # Killed between moving an old entry aside and placing its replacement: put it back.
+                for entry in stale.iterdir():
+                    if not (target / entry.name).exists():
+                        os.rename(entry, target / entry.name)
+            logger.info("Removing %s, left behind by an interrupted save.", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _replace_entries(tmp: Path, target: Path, old: Path) -> None:
+    """Move every top-level entry of `tmp` into `target`, the entries it replaces into `old`; undo on error."""
+    moved_aside: list[str] = []
+    placed: list[str] = []
+    try:
+        for src in sorted(tmp.iterdir()):
+            dst = target / src.name
+            if dst.exists() or dst.is_symlink():
+                os.rename(dst, old / src.name)
+                moved_aside.append(src.name)
+            os.rename(src, dst)
+            placed.append(src.name)
+    except BaseException:
+        for name in reversed(placed):  # the new entries go back into the temporary folder ...
+            os.rename(target / name, tmp / name)
+        for name in reversed(moved_aside):  # ... and the old ones back where they were
+            os.rename(old / name, target / name)
+        raise
+
+
 @contextmanager
 def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory") -> Iterator[Path]:
-    """Yield a temporary folder; on success its files replace those in `save_directory`.
+    """Yield a temporary folder; on success its entries replace those of the same name in `save_directory`.
 
-    Files are written next to the target and moved in with ``os.replace`` only once everything was
-    written, so an error never leaves a half-written file behind. Other files in the target are kept.
+    Rules (so that a folder on disk is always one consistent save):
+
+    * Everything is written into a temporary folder beside the target first; an error while writing
+      leaves the target untouched.
+    * Each top-level entry written replaces the old entry of that name **as a whole**: a new
+      ``generator/`` replaces the old folder, so the shards of an older save never stay beside new
+      weights. Entries the new save does not write (e.g. a training ``checkpoint/``) are kept.
+    * If moving the entries in fails part-way, the entries already moved are put back: the old folder
+      stays whole.
+    * A non-empty target is only overwritten if it is one of ours (holds one of :data:`OWN_MARKERS`);
+      otherwise, if the save would replace any of its files, a :class:`FileExistsError` names `what`.
+    * Temporary folders are named ``.<target>.sefa-tmp-<pid>-…`` beside the target; those left by a killed
+      process are removed by the next save into the same target.
+
+    Args:
+        save_directory: The target folder (created with its parents if needed).
+        what: The argument name used in errors (``"--out"``).
+
+    Example:
+
+    >>> with atomic_folder("/tmp/my-save") as tmp:  # doctest: +SKIP
+    ...     (tmp / "model_index.json").write_text("{}")
     """
     target = Path(save_directory)
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"`{what}` {str(target)!r} exists and is not a folder.")
+    check_output_folder(target, what)
+    created = [p for p in (target, *target.parents) if not p.exists()]
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"`{what}` {str(target)!r} cannot be created: {err}") from err
-    if not os.access(target, os.W_OK):
-        raise PermissionError(f"`{what}` {str(target)!r} is not writable.")
-    tmp = Path(tempfile.mkdtemp(prefix=".sefa-tmp-", dir=target))
+    _remove_stale_temporaries(target)
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    committed = False
+    tmp = target.parent / f".{target.name}.sefa-tmp-{tag}"
+    old = target.parent / f".{target.name}.sefa-old-{tag}"
     try:
+        tmp.mkdir()
         yield tmp
-        for src in sorted(tmp.rglob("*")):
+        for src in tmp.rglob("*"):
             if src.is_file():
-                dst = target / src.relative_to(tmp)
-                dst.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(src, default_file_mode())
-                os.replace(src, dst)
+        target.mkdir(exist_ok=True)
+        existing = {p.name for p in target.iterdir()}
+        clashes = sorted(existing & {p.name for p in tmp.iterdir()})
+        if clashes and not existing & set(OWN_MARKERS):
+            raise FileExistsError(
+                f"`{what}` {str(target)!r} holds files sefa_plugin did not write ({', '.join(clashes[:5])}); "
+                f"refusing to overwrite them: choose an empty or new folder."
+            )
+        old.mkdir()
+        _replace_entries(tmp, target, old)
+        committed = True
+    except BaseException:
+        for path in reversed(created):  # folders this call created, if they stayed empty
+            with suppress(OSError):
+                path.rmdir()
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if committed or not old.exists() or not any(old.iterdir()):
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # the undo itself failed: keep the old entries; the next save into `target` restores them
+            logger.error("Could not restore %s; its previous entries are kept in %s.", target, old)
 
 
 def push_folder(

@@ -1,8 +1,13 @@
-"""File-system helpers."""
+"""File-system helpers: file modes and output paths checked before any work is done."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["check_output_folder", "check_output_path", "default_file_mode"]
 
 
 def default_file_mode() -> int:
@@ -10,3 +15,69 @@ def default_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` or its closest ancestor that exists."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def _probe_writable(folder: Path, what: str, shown: Path) -> None:
+    """Create and delete a file in `folder`: the only check that also holds for root, /proc and read-only mounts."""
+    if not folder.is_dir():
+        raise NotADirectoryError(f"`{what}` {str(shown)!r}: {str(folder)!r} exists and is not a folder.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sefa-probe-", dir=folder)
+    except OSError as err:
+        raise PermissionError(f"`{what}` {str(shown)!r} cannot be written: {err.strerror or err}.") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_path(path: str | os.PathLike, what: str = "path", suffixes: Sequence[str] | None = None) -> Path:
+    """Check, before any work, that a file can be written at `path` (its folder may still have to be created).
+
+    Front ends call this for every output argument up front, so that a bad path fails in a second with the
+    argument's name instead of after rendering.
+
+    Args:
+        path: The output file.
+        what: The argument name used in errors (``"--gif"``).
+        suffixes: Allowed extensions (lower case, with the dot), or None for any.
+
+    Raises:
+        ValueError: `path` has an extension not in `suffixes`.
+        IsADirectoryError: `path` is an existing folder.
+        NotADirectoryError: a component of its folder is a file.
+        PermissionError: its folder (or the closest existing ancestor) cannot be written.
+
+    Example:
+
+    >>> check_output_path("/tmp/walk.gif", "--gif", suffixes=[".gif"])
+    PosixPath('/tmp/walk.gif')
+    """
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"`{what}` {str(path)!r} must end with one of {sorted(suffixes)}.")
+    if path.is_dir():
+        raise IsADirectoryError(f"`{what}` {str(path)!r} is a folder; give a file name.")
+    _probe_writable(_nearest_existing(path.parent), what, path)
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str = "save_directory") -> Path:
+    """Check, before any work, that `path` is (or can be created as) a writable folder.
+
+    Example:
+
+    >>> check_output_folder("/tmp/my-directions", "--out")
+    PosixPath('/tmp/my-directions')
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"`{what}` {str(path)!r} exists and is not a folder.")
+    _probe_writable(_nearest_existing(path), what, path)
+    return path

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .files import default_file_mode
+from .files import check_output_path, default_file_mode
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -45,14 +45,11 @@ def make_grid(images: Sequence[Image.Image], nrow: int, padding: int = 2) -> Ima
 
 
 def _atomic_target(path: str | os.PathLike, what: str) -> tuple[Path, Path]:
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OSError(f"Cannot create the folder for `{what}` {str(path)!r}: {err}") from err
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"The folder of `{what}` {str(path)!r} is not writable.")
+    path = check_output_path(path, what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"Cannot create the folder for `{what}` {str(path)!r}: {err}") from err
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     return path, Path(tmp)
