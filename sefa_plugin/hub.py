@@ -27,6 +27,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .utils.files import check_output_folder, default_file_mode
 
@@ -250,6 +251,33 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
             logger.error("Could not restore %s; its previous entries are kept in %s.", target, old)
 
 
+def check_repo_id(repo_id: object, what: str = "repo_id") -> str:
+    """Validate a Hub repo id (``"name"`` or ``"org/name"``) with huggingface_hub's own rules.
+
+    Raises:
+        ValueError: naming `what`, for anything else (a newline, quotes, ``..``, a path, a non-string).
+
+    Example:
+
+    >>> check_repo_id("someone/my-gan")
+    'someone/my-gan'
+    >>> check_repo_id("../etc")
+    Traceback (most recent call last):
+    ...
+    ValueError: `repo_id` must be a Hub repo id like 'name' or 'org/name' (letters, digits, '-_.'), got '../etc'.
+    """
+    try:
+        if not isinstance(repo_id, str):
+            raise HFValidationError("not a string")
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        shown = repr(repo_id) if len(repr(repo_id)) <= 100 else repr(repo_id)[:97] + "..."
+        raise ValueError(
+            f"`{what}` must be a Hub repo id like 'name' or 'org/name' (letters, digits, '-_.'), got {shown}."
+        ) from None
+    return repo_id
+
+
 def push_folder(
     write: Callable[[Path], None],
     repo_id: str,
@@ -268,8 +296,7 @@ def push_folder(
     Returns:
         The URL of the commit.
     """
-    if not isinstance(repo_id, str) or repo_id.count("/") > 1 or not repo_id.strip("/ "):
-        raise ValueError(f"`repo_id` must look like 'name' or 'org/name', got {repo_id!r}.")
+    check_repo_id(repo_id)
     api = HfApi(token=token)
     existed = api.repo_exists(repo_id)
     with tempfile.TemporaryDirectory(prefix="sefa-push-") as tmp:
