@@ -238,17 +238,16 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
         old.mkdir()
         _replace_entries(tmp, target, old)
         committed = True
-    except BaseException:
-        for path in reversed(created):  # folders this call created, if they stayed empty
-            with suppress(OSError):
-                path.rmdir()
-        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if committed or not old.exists() or not any(old.iterdir()):
             shutil.rmtree(old, ignore_errors=True)
         else:  # the undo itself failed: keep the old entries; the next save into `target` restores them
             logger.error("Could not restore %s; its previous entries are kept in %s.", target, old)
+        if not committed:
+            for path in created:  # folders this call created (deepest first), if they stayed empty
+                with suppress(OSError):
+                    path.rmdir()
 
 
 def check_repo_id(repo_id: object, what: str = "repo_id") -> str:
