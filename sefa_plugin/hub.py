@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -160,6 +161,12 @@ def _remove_stale_temporaries(target: Path) -> None:
                         os.rename(entry, target / entry.name)
             logger.info("Removing %s, left behind by an interrupted save.", stale)
             shutil.rmtree(stale, ignore_errors=True)
+    # Earlier versions wrote ".sefa-tmp-*" inside the target; those carry no process id, so go by age.
+    if target.is_dir():
+        for stale in target.glob(".sefa-tmp-*"):
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+                logger.info("Removing %s, left behind by an interrupted save.", stale)
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _replace_entries(tmp: Path, target: Path, old: Path) -> None:
@@ -209,7 +216,9 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
     >>> with atomic_folder("/tmp/my-save") as tmp:  # doctest: +SKIP
     ...     (tmp / "model_index.json").write_text("{}")
     """
-    target = Path(save_directory)
+    target = Path(os.path.abspath(save_directory))  # "." and "x/.." get a name and a parent
+    if not target.name:
+        raise ValueError(f"`{what}` {str(save_directory)!r} cannot be replaced: give a named folder.")
     check_output_folder(target, what)
     created = [p for p in (target, *target.parents) if not p.exists()]
     try:

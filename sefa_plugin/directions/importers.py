@@ -160,7 +160,7 @@ def _load_npy_or_npz(path: Path, what: str) -> np.ndarray | dict[str, np.ndarray
     try:
         return load_array_file(path, "path", max_bytes=MAX_IMPORT_BYTES)
     except ValueError as err:
-        raise ValueError(f"{err} (expected a {what})") from None
+        raise ValueError(f"{str(err).rstrip('.')} (expected a {what}).") from None
 
 
 # ---------------------------------------------------------------------------------------- formats

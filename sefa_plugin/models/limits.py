@@ -23,6 +23,7 @@ import torch
 
 __all__ = [
     "CONFIG_LIMITS",
+    "MAX_CONFIG_BYTES",
     "MAX_LATENT_ELEMENTS",
     "MAX_NUM_SAMPLES",
     "MAX_PARAMETERS",
@@ -66,6 +67,9 @@ CONFIG_LIMITS: Mapping[str, tuple[int, int]] = {
 
 #: The most parameters and buffers a generator may have (5·10⁸ ≈ 2 GB in float32; real GANs have < 2·10⁸).
 MAX_PARAMETERS = 500_000_000
+
+#: The largest ``config.json`` / ``model_index.json`` read (real ones are under 4 kB).
+MAX_CONFIG_BYTES = 1 << 20
 
 #: The most taps of a 1-D resampling filter (StyleGAN uses 4).
 MAX_RESAMPLE_TAPS = 16

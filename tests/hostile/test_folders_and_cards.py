@@ -101,6 +101,29 @@ def test_killed_save_leaves_nothing_on_the_next_run(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "directions.safetensors"]
 
 
+def test_old_style_temporaries_inside_the_target_are_cleaned(tmp_path: Path) -> None:
+    out = tmp_path / "dirs"
+    d = Directions(vectors=torch.eye(4)[:2], method="sefa", latent_space="z", layers=[0])
+    d.save_pretrained(out)
+    (out / ".sefa-tmp-old").mkdir()
+    (out / ".sefa-tmp-old" / "directions.safetensors").write_text("half written")
+    os.utime(out / ".sefa-tmp-old", (0, 0))  # an hour old at least: its process is gone
+    (out / ".sefa-tmp-recent").mkdir()  # could belong to a save still running: kept
+    d.save_pretrained(out)
+    assert sorted(p.name for p in out.iterdir()) == [".sefa-tmp-recent", "README.md", "directions.safetensors"]
+
+
+def test_current_folder_as_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model_index.json").write_text("{}")  # ours
+    d = Directions(vectors=torch.eye(4)[:2], method="sefa", latent_space="z", layers=[0])
+    d.save_pretrained(".")
+    assert (tmp_path / "directions.safetensors").is_file()
+    assert _temporaries(tmp_path / "x") == []
+    with pytest.raises(ValueError, match="`save_directory` '/' cannot be replaced"):
+        d.save_pretrained("/")
+
+
 def test_refuses_to_overwrite_files_we_did_not_write(tmp_path: Path) -> None:
     out = tmp_path / "notes"
     out.mkdir()
