@@ -95,8 +95,11 @@ def resolve_folder(
     if path.exists():
         raise ValueError(f"`{what}` must be a folder or a Hub repo id, got the file {str(path)!r}.")
     name = str(name_or_path)
-    if name.count("/") > 1 or name.startswith(("/", ".", "~")) or not name.strip():
-        raise FileNotFoundError(f"`{what}` {name!r} is neither an existing folder nor a valid Hub repo id.")
+    try:
+        check_repo_id(name, what)
+    except ValueError:
+        shown = repr(name) if len(name) <= 100 else repr(name[:97] + "...")
+        raise FileNotFoundError(f"`{what}` {shown} is neither an existing folder nor a valid Hub repo id.") from None
     if local_files_only is None:
         local_files_only = constants.HF_HUB_OFFLINE
     try:

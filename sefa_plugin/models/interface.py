@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .limits import MAX_SEEDS, check_config_ints, check_parameter_budget
+from .limits import CONFIG_LIMITS, MAX_SEEDS, check_config_ints, check_parameter_budget
 
 LATENT_SPACES = ("w+", "z")
 
@@ -29,7 +29,7 @@ def check_generator_config(img_resolution: int, channel_base: int | None = None,
     integer, not a bool, float or string); errors name the field.
 
     Args:
-        img_resolution: Must be a power of two in [4, 4096].
+        img_resolution: Must be a power of two in [4, 2048].
         channel_base: If given, must be ≥ `img_resolution` so that every layer has at least one channel.
         **fields: Other integer fields, by their config name (``z_dim=512, img_channels=3, ...``); None is
             skipped (an optional field left to its default).
@@ -44,7 +44,8 @@ def check_generator_config(img_resolution: int, channel_base: int | None = None,
     """
     check_config_ints(img_resolution=img_resolution)
     if img_resolution & (img_resolution - 1):
-        raise ValueError(f"`img_resolution` must be a power of two in [4, 4096], got {img_resolution}.")
+        low, high = CONFIG_LIMITS["img_resolution"]
+        raise ValueError(f"`img_resolution` must be a power of two in [{low}, {high}], got {img_resolution}.")
     check_config_ints(channel_base=channel_base, **fields)
     if channel_base is not None and channel_base // img_resolution < 1:
         raise ValueError(

@@ -23,7 +23,6 @@ import torch
 
 __all__ = [
     "CONFIG_LIMITS",
-    "MAX_CONFIG_BYTES",
     "MAX_LATENT_ELEMENTS",
     "MAX_NUM_SAMPLES",
     "MAX_PARAMETERS",
@@ -40,8 +39,8 @@ __all__ = [
 
 #: Inclusive ``(low, high)`` bounds of every integer config field a generator family reads.
 CONFIG_LIMITS: Mapping[str, tuple[int, int]] = {
-    "img_resolution": (4, 4096),  # a power of two; StyleGAN-XL goes to 1024
-    "output_dim": (4, 4096),  # BigGAN's name for img_resolution
+    "img_resolution": (4, 2048),  # a power of two; StyleGAN-XL goes to 1024
+    "output_dim": (4, 2048),  # BigGAN's name for img_resolution
     "img_channels": (1, 16),
     "z_dim": (1, 4096),
     "w_dim": (1, 4096),
@@ -67,9 +66,6 @@ CONFIG_LIMITS: Mapping[str, tuple[int, int]] = {
 
 #: The most parameters and buffers a generator may have (5·10⁸ ≈ 2 GB in float32; real GANs have < 2·10⁸).
 MAX_PARAMETERS = 500_000_000
-
-#: The largest ``config.json`` / ``model_index.json`` read (real ones are under 4 kB).
-MAX_CONFIG_BYTES = 1 << 20
 
 #: The most taps of a 1-D resampling filter (StyleGAN uses 4).
 MAX_RESAMPLE_TAPS = 16

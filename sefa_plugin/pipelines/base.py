@@ -27,7 +27,7 @@ from ..directions.container import Directions
 from ..hub import atomic_folder, push_folder, resolve_folder, weights_sha256
 from ..models import biggan, dcgan, pggan, stylegan, stylegan2, stylegan3  # noqa: F401  (component classes for from_pretrained)
 from ..models.interface import EditableGenerator
-from ..models.limits import MAX_CONFIG_BYTES
+from ..utils.files import MAX_CONFIG_BYTES
 from ..utils.images import make_grid, to_pil
 from ..utils.weights import check_loaded_weights
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["check_output_folder", "check_output_path", "default_file_mode"]
+__all__ = ["MAX_CONFIG_BYTES", "check_output_folder", "check_output_path", "default_file_mode", "read_json_config"]
+
+#: The largest JSON config read (``config.json``, ``model_index.json``; real ones are under 4 kB).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def default_file_mode() -> int:
@@ -81,3 +85,32 @@ def check_output_folder(path: str | os.PathLike, what: str = "save_directory") -
         raise NotADirectoryError(f"`{what}` {str(path)!r} exists and is not a folder.")
     _probe_writable(_nearest_existing(path), what, path)
     return path
+
+
+def read_json_config(path: str | os.PathLike, what: str = "config") -> dict:
+    """Read a JSON object from a user's file, bounded in size; never a ``RecursionError`` or a huge read.
+
+    Raises:
+        ValueError: naming `what` and the file, if it is larger than :data:`MAX_CONFIG_BYTES`, not UTF-8 JSON,
+            nested too deeply for the parser, or not a JSON object.
+
+    Example:
+
+    >>> from pathlib import Path
+    >>> _ = Path("/tmp/c.json").write_text('{"z_dim": 512}')
+    >>> read_json_config("/tmp/c.json")
+    {'z_dim': 512}
+    """
+    path = Path(path)
+    label = f"`{what}` {str(path)!r}"
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{label} is larger than {MAX_CONFIG_BYTES:,} bytes; it is not a model config.")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{label} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{label} nests too deeply to be a model config.") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{label} must hold a JSON object, got {type(value).__name__}.")
+    return value

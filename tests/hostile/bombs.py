@@ -122,6 +122,10 @@ def make_files(folder: Path) -> None:
         shutil.copytree(folder / "pipe", folder / name)
         (folder / name / "generator" / "config.json").write_text(text)
 
+    for name, text in {"deep": "[" * 100_000 + "]" * 100_000, "big": json.dumps({"pad": "x" * (2 << 20)})}.items():
+        (folder / f"biggan_{name}").mkdir()
+        (folder / f"biggan_{name}" / "pytorch_model.bin").write_bytes(b"")
+        (folder / f"biggan_{name}" / "config.json").write_text(text)
     _write_npy_header_only(folder / "huge_shape_boundary.npy", (10**12,))
     _write_npy_header_only(folder / "truncated_boundary.npy", (1, 512), payload=b"\0" * 16)
     np.save(folder / "object_boundary.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -159,6 +163,15 @@ def _nvidia_record(folder: Path) -> Any:
         modules={"mapping": PersistentRecord("MappingNetwork"), "synthesis": PersistentRecord("SynthesisNetwork")},
     )
     return nvidia_generator_config(g)
+
+
+def _convert(name: str):
+    def call(folder: Path) -> Any:
+        from sefa_plugin.convert.biggan import convert_biggan
+
+        return convert_biggan(folder / name)
+
+    return call
 
 
 def _load_pipe(name: str):
@@ -222,6 +235,8 @@ BOMBS: dict[str, tuple[Any, type, str]] = {
     "pipeline_config_z_dim": (_load_pipe("pipe_zdim"), E, r"`z_dim` must be an integer"),
     "pipeline_config_2MB": (_load_pipe("pipe_big_config"), V, r"generator/config.json is larger than 1,048,576 bytes"),
     "pipeline_config_deep": (_load_pipe("pipe_deep_config"), E, r"the generator cannot be loaded"),
+    "convert_config_deep": (_convert("biggan_deep"), V, r"`src` .*config.json' nests too deeply"),
+    "convert_config_2MB": (_convert("biggan_big"), V, r"`src` .*config.json' is larger than 1,048,576 bytes"),
     "pipeline_missing_weight": (_load_pipe("pipe_missing"), E, r"lacks 1 tensor.*synthesis\.b8\.conv1\.weight"),
     "pipeline_nan_weight": (_load_pipe("pipe_nan"), E, r"NaN or infinite values in synthesis\.b8\.conv1\.weight"),
     "pipeline_inf_weight": (_load_pipe("pipe_inf"), E, r"NaN or infinite values in mapping\.fc0\.bias"),
