@@ -151,8 +151,9 @@ def _process_alive(pid: int) -> bool:
 
 def _remove_stale_temporaries(target: Path) -> None:
     """Clean up after saves into `target` whose process died (killed part-way)."""
+    homes = [target.parent, target] if target.is_dir() else [target.parent]
     for kind in _TEMP_KINDS:
-        for stale in sorted(target.parent.glob(f".{target.name}.{kind}-*")):
+        for stale in sorted(p for home in homes for p in home.glob(f".{target.name}.{kind}-*")):
             pid = stale.name.rsplit(f".{kind}-", 1)[-1].split("-", 1)[0]
             alive = pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid))
             if not stale.is_dir() or not pid.isdigit() or alive:
@@ -192,6 +193,24 @@ def _replace_entries(tmp: Path, target: Path, old: Path) -> None:
         raise
 
 
+def _make_temporaries(target: Path, tag: str) -> tuple[Path, Path]:
+    """Create the temporary folder beside `target`, or inside it when only the target is writable (a mounted
+    volume); return it and the path that will hold the entries being replaced."""
+
+    def paths(home: Path) -> tuple[Path, Path]:
+        return home / f".{target.name}.sefa-tmp-{tag}", home / f".{target.name}.sefa-old-{tag}"
+
+    tmp, old = paths(target.parent)
+    try:
+        tmp.mkdir()
+    except OSError:
+        if not target.is_dir():
+            raise
+        tmp, old = paths(target)
+        tmp.mkdir()
+    return tmp, old
+
+
 @contextmanager
 def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory") -> Iterator[Path]:
     """Yield a temporary folder; on success its entries replace those of the same name in `save_directory`.
@@ -219,7 +238,9 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
     >>> with atomic_folder("/tmp/my-save") as tmp:  # doctest: +SKIP
     ...     (tmp / "model_index.json").write_text("{}")
     """
-    target = Path(os.path.abspath(save_directory))  # "." and "x/.." get a name and a parent
+    # Resolved: "." and "x/.." get a name and a parent, and a symlinked target gets its temporaries on
+    # its own file system (a rename cannot cross file systems).
+    target = Path(os.path.realpath(save_directory))
     if not target.name:
         raise ValueError(f"`{what}` {str(save_directory)!r} cannot be replaced: give a named folder.")
     check_output_folder(target, what)
@@ -231,10 +252,8 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
     _remove_stale_temporaries(target)
     tag = f"{os.getpid()}-{secrets.token_hex(4)}"
     committed = False
-    tmp = target.parent / f".{target.name}.sefa-tmp-{tag}"
-    old = target.parent / f".{target.name}.sefa-old-{tag}"
+    tmp, old = _make_temporaries(target, tag)
     try:
-        tmp.mkdir()
         yield tmp
         for src in tmp.rglob("*"):
             if src.is_file():

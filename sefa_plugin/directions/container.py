@@ -305,7 +305,9 @@ class Directions:
         """Write ``directions.safetensors`` and ``README.md`` (and ``preview.png``) atomically.
 
         Args:
-            save_directory: Target folder (created if needed; other files in it are kept).
+            save_directory: Target folder (created if needed). The files written replace their old versions
+                whole (see :func:`~sefa_plugin.hub.atomic_folder`); other entries are kept; a folder holding
+                files sefa_plugin did not write is refused rather than overwritten.
             preview: Optional preview grid shown on the card.
             push_to_hub: Also push the folder's content to `repo_id`.
             repo_id: Hub repo for `push_to_hub` (default: the folder name).

@@ -124,6 +124,27 @@ def test_current_folder_as_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         d.save_pretrained("/")
 
 
+def test_temporaries_inside_the_target_when_only_it_is_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "volume"
+    d = Directions(vectors=torch.eye(4)[:2], method="sefa", latent_space="z", layers=[0])
+    d.save_pretrained(out)
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args, **kwargs):  # the parent of a mounted volume is read-only
+        if self.parent == tmp_path and ".sefa-" in self.name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    d[:1].save_pretrained(out)
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "directions.safetensors"]
+    assert len(Directions.from_pretrained(out)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["volume"]
+
+
 def test_refuses_to_overwrite_files_we_did_not_write(tmp_path: Path) -> None:
     out = tmp_path / "notes"
     out.mkdir()
