@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -30,7 +29,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .utils.files import check_output_folder, default_file_mode
+from .utils.files import check_output_folder, default_file_mode, stale_temporaries, temporary_name
 
 logger = logging.getLogger(__name__)
 
@@ -139,25 +138,11 @@ OWN_MARKERS = (
 _TEMP_KINDS = ("sefa-tmp", "sefa-old")
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - another user's live process
-        return True
-    return True
-
-
 def _remove_stale_temporaries(target: Path) -> None:
     """Clean up after saves into `target` whose process died (killed part-way)."""
     homes = [target.parent, target] if target.is_dir() else [target.parent]
     for kind in _TEMP_KINDS:
-        for stale in sorted(p for home in homes for p in home.glob(f".{target.name}.{kind}-*")):
-            pid = stale.name.rsplit(f".{kind}-", 1)[-1].split("-", 1)[0]
-            alive = pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid))
-            if not stale.is_dir() or not pid.isdigit() or alive:
-                continue
+        for stale in [p for home in homes for p in stale_temporaries(home, target, kind) if p.is_dir()]:
             if kind == "sefa-old" and target.is_dir():
                 # Killed between moving an old entry aside and placing its replacement: put it back.
                 for entry in stale.iterdir():
@@ -193,12 +178,13 @@ def _replace_entries(tmp: Path, target: Path, old: Path) -> None:
         raise
 
 
-def _make_temporaries(target: Path, tag: str) -> tuple[Path, Path]:
+def _make_temporaries(target: Path) -> tuple[Path, Path]:
     """Create the temporary folder beside `target`, or inside it when only the target is writable (a mounted
     volume); return it and the path that will hold the entries being replaced."""
+    name = temporary_name(target, "sefa-tmp")
 
     def paths(home: Path) -> tuple[Path, Path]:
-        return home / f".{target.name}.sefa-tmp-{tag}", home / f".{target.name}.sefa-old-{tag}"
+        return home / name, home / name.replace(".sefa-tmp-", ".sefa-old-")
 
     tmp, old = paths(target.parent)
     try:
@@ -250,9 +236,8 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
     except OSError as err:
         raise OSError(f"`{what}` {str(target)!r} cannot be created: {err}") from err
     _remove_stale_temporaries(target)
-    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
     committed = False
-    tmp, old = _make_temporaries(target, tag)
+    tmp, old = _make_temporaries(target)
     try:
         yield tmp
         for src in tmp.rglob("*"):
@@ -273,7 +258,7 @@ def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory
         shutil.rmtree(tmp, ignore_errors=True)
         if committed or not old.exists() or not any(old.iterdir()):
             shutil.rmtree(old, ignore_errors=True)
-        else:  # the undo itself failed: keep the old entries; the next save into `target` restores them
+        else:  # the undo itself failed: keep the old entries; a later process saving into `target` restores them
             logger.error("Could not restore %s; its previous entries are kept in %s.", target, old)
         if not committed:
             for path in created:  # folders this call created (deepest first), if they stayed empty

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["MAX_CONFIG_BYTES", "check_output_folder", "check_output_path", "default_file_mode", "read_json_config"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "check_output_folder",
+    "check_output_path",
+    "default_file_mode",
+    "read_json_config",
+    "stale_temporaries",
+    "temporary_name",
+]
 
 #: The largest JSON config read (``config.json``, ``model_index.json``; real ones are under 4 kB).
 MAX_CONFIG_BYTES = 1 << 20
@@ -114,3 +124,34 @@ def read_json_config(path: str | os.PathLike, what: str = "config") -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{label} must hold a JSON object, got {type(value).__name__}.")
     return value
+
+
+# Temporaries beside an output are named ".<output name>.<kind>-<pid>-<random>", so that the next write to the
+# same output can tell the leftovers of a killed process (its pid is gone) from those of a running one.
+def temporary_name(target: str | os.PathLike, kind: str = "sefa-tmp") -> str:
+    """A recognisable name for a temporary beside `target`: ``.<name>.<kind>-<pid>-<random>``."""
+    return f".{Path(target).name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another call of this process may be writing it right now (our failures clean up)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's live process
+        return True
+    return True
+
+
+def stale_temporaries(folder: str | os.PathLike, target: str | os.PathLike, kind: str = "sefa-tmp") -> Iterator[Path]:
+    """The temporaries for `target` in `folder` whose writing process has died (see :func:`temporary_name`)."""
+    pattern = re.compile(rf"\.{re.escape(Path(target).name)}\.{re.escape(kind)}-(\d+)-[0-9a-f]+")
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        match = pattern.fullmatch(path.name)
+        if match and not _process_alive(int(match.group(1))):
+            yield path

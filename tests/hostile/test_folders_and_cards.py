@@ -16,7 +16,7 @@ from sefa_plugin.hub import atomic_folder
 from sefa_plugin.models.stylegan2 import StyleGAN2Generator
 from sefa_plugin.pipelines.sefa import SefaPipeline
 from sefa_plugin.utils.files import check_output_path
-from sefa_plugin.utils.images import save_gif
+from sefa_plugin.utils.images import save_gif, save_image_atomic
 
 TINY = dict(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=16, mapping_layers=2)
 
@@ -143,6 +143,14 @@ def test_temporaries_inside_the_target_when_only_it_is_writable(
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "directions.safetensors"]
     assert len(Directions.from_pretrained(out)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["volume"]
+
+
+def test_killed_image_save_leaves_nothing_on_the_next_run(tmp_path: Path) -> None:
+    dead_pid = 2**22 + 12345
+    (tmp_path / f".grid.png.sefa-tmp-{dead_pid}-0abc").write_bytes(b"half a png")
+    (tmp_path / f".grid.png.sefa-tmp-{os.getpid()}-0abc").write_bytes(b"")  # a call of ours still writing
+    save_image_atomic(Image.new("RGB", (4, 4)), tmp_path / "grid.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".grid.png.sefa-tmp-{os.getpid()}-0abc", "grid.png"]
 
 
 def test_refuses_to_overwrite_files_we_did_not_write(tmp_path: Path) -> None:
