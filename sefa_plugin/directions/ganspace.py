@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 
 from ..models.interface import EditableGenerator
-from ..models.limits import MAX_NUM_SAMPLES, check_count
+from ..models.limits import MAX_LATENT_ELEMENTS, MAX_NUM_SAMPLES, check_count
 from .sefa import _fix_signs
 
 __all__ = [
@@ -285,7 +285,8 @@ def stream_latent_pca(
         The filled :class:`StreamingPCA`.
     """
     num_samples = check_count("num_samples", num_samples, 2, max_samples)
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_limit = max(MAX_LATENT_ELEMENTS // max(gan.latent_dim, int(gan.config.z_dim)), 1)  # type: ignore[attr-defined]
+    batch_size = check_count("batch_size", batch_size, 1, batch_limit, " (latents per batch held in memory)")
     pca = StreamingPCA(gan.latent_dim)
     starts: Iterable[int] = range(0, num_samples, batch_size)
     for start in progress(starts) if progress is not None else starts:

@@ -50,6 +50,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..models.interface import EditableGenerator
+from ..models.limits import check_render_batch
 
 __all__ = [
     "DIRECTION_KINDS",
@@ -522,8 +523,7 @@ class LatentDiscoveryTrainer:
                 raise ValueError(f"`layers` must be indices in [0, {generator.num_ws - 1}], got {config.layers}.")
             if cfg.layers == list(range(generator.num_ws)):
                 cfg.layers = None
-        if not _is_int(cfg.batch_size) or cfg.batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {cfg.batch_size!r}.")
+        check_render_batch("batch_size", cfg.batch_size, generator, images_per_item=2)  # image pairs
         if not (math.isfinite(cfg.lr) and cfg.lr > 0):
             raise ValueError(f"`lr` must be a positive finite number, got {cfg.lr!r}.")
         if not (math.isfinite(cfg.reg_weight) and cfg.reg_weight >= 0):
@@ -706,9 +706,9 @@ class LatentDiscoveryTrainer:
         """
         if not _is_int(num_batches) or num_batches < 1:
             raise ValueError(f"`num_batches` must be a positive int, got {num_batches!r}.")
-        n = self.config.batch_size if batch_size is None else batch_size
-        if not _is_int(n) or n < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+        n = check_render_batch(
+            "batch_size", self.config.batch_size if batch_size is None else batch_size, self.generator, 2
+        )
         acc, k = self.accelerator, self.config.num_directions
         correct = torch.zeros(k, device=acc.device)
         total = torch.zeros(k, device=acc.device)

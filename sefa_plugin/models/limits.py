@@ -23,6 +23,7 @@ import torch
 
 __all__ = [
     "CONFIG_LIMITS",
+    "MAX_BATCH_PIXELS",
     "MAX_LATENT_ELEMENTS",
     "MAX_NUM_SAMPLES",
     "MAX_PARAMETERS",
@@ -34,6 +35,7 @@ __all__ = [
     "check_count",
     "check_int",
     "check_parameter_budget",
+    "check_render_batch",
     "check_resample_filter",
 ]
 
@@ -156,6 +158,25 @@ MAX_LATENT_ELEMENTS = 2**28
 
 #: The most seeds one call may render or map to latents.
 MAX_SEEDS = 100_000
+
+#: The most output values one rendering batch may hold (``batch × img_channels × img_resolution²``):
+#: 2²⁸ float32 = 1 GiB (85 images at 1024², 21,845 at 64²); the generator's activations are a few times more.
+MAX_BATCH_PIXELS = 2**28
+
+
+def check_render_batch(name: str, batch_size: Any, generator: Any, images_per_item: int = 1) -> int:
+    """Check a batch size of rendered images against :data:`MAX_BATCH_PIXELS` for `generator`'s output size.
+
+    Args:
+        name: The argument name used in the error (``"batch_size"``).
+        batch_size: Items per batch.
+        generator: Any generator with ``config.img_channels`` (default 3) and ``config.img_resolution``.
+        images_per_item: Images each item renders (2 for the image pairs of latent discovery).
+    """
+    channels = int(getattr(generator.config, "img_channels", 3) or 3)
+    per_image = channels * int(generator.config.img_resolution) ** 2 * images_per_item
+    limit = max(MAX_BATCH_PIXELS // per_image, 1)
+    return check_count(name, batch_size, 1, limit, f" (at most {MAX_BATCH_PIXELS:,} output values per batch)")
 
 
 def check_count(name: str, value: Any, minimum: int, maximum: int, why: str = "") -> int:

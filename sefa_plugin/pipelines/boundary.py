@@ -21,7 +21,7 @@ import torch
 from ..directions.boundary import fit_boundary, project_orthogonal
 from ..directions.container import Directions
 from ..directions.layers import LayerSpec, parse_layers
-from ..models.limits import MAX_LATENT_ELEMENTS, check_count
+from ..models.limits import MAX_LATENT_ELEMENTS, check_count, check_render_batch
 from .base import GANPipeline
 
 logger = logging.getLogger(__name__)
@@ -236,8 +236,7 @@ class BoundaryPipeline(GANPipeline):
             raise ValueError("BoundaryPipeline supports unconditional generators only (this one has c_dim > 0).")
         if scorer is not None and scores is not None:
             raise ValueError("Give either `scorer` or `scores`, not both.")
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+        check_render_batch("batch_size", batch_size, g)
         if not math.isfinite(truncation_psi):
             raise ValueError(f"`truncation_psi` must be a finite number, got {truncation_psi}.")
         idx = parse_layers(layers, g.num_ws, g.layer_groups())

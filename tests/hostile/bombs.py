@@ -256,6 +256,16 @@ BOMBS: dict[str, tuple[Any, type, str]] = {
     "boundary_samples_1e12": (
         lambda folder: _tiny_pipeline("BoundaryPipeline").sample_latents(10**12), V, r"latent values in memory",
     ),
+    "ganspace_batch_1e9": (
+        lambda folder: _tiny_pipeline().fit(num_samples=10, batch_size=10**9), V, r"`batch_size` must be an int in",
+    ),
+    "boundary_batch_1e9": (
+        lambda folder: _tiny_pipeline("BoundaryPipeline").fit(batch_size=10**9), V, r"output values per batch",
+    ),
+    "learned_batch_1e9": (
+        lambda folder: _tiny_pipeline("LatentDiscoveryPipeline").train(num_directions=4, batch_size=10**9, steps=1), V,
+        r"`batch_size` must be an int in \[1, 699050\]",
+    ),
     "seeds_1e9": (lambda folder: _tiny_pipeline().generator.z_from_seeds(range(10**9)), V, r"at most 100000 seeds"),
     "directions_deep_labels": (_directions("deep_labels.safetensors"), V, r"`labels` nests deeper than 16"),
     "directions_deep_extra": (_directions("deep_extra.safetensors"), V, r"`extra` nests deeper than 16"),
