@@ -292,6 +292,35 @@ def main(folder: str, names: list[str]) -> None:
     print(json.dumps({"baseline_kb": baseline_kb, "results": results}))
 
 
+def measure() -> None:
+    """Write the files, run every bomb in a child and print one line per bomb (``python -m hostile.bombs``)."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        make_files(Path(folder))
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.Popen([sys.executable, "-m", "hostile.bombs", folder, *BOMBS], stdout=out)
+            _, status, usage = os.wait4(proc.pid, 0)
+            out.seek(0)
+            report = json.loads(out.read().decode().strip().splitlines()[-1])
+    base = report["baseline_kb"]
+    print(
+        f"exit {os.waitstatus_to_exitcode(status)}; baseline after imports {base / 1024:.0f} MiB; "
+        f"child peak {usage.ru_maxrss / 1024:.0f} MiB (+{(usage.ru_maxrss - base) / 1024:.0f} MiB)"
+    )
+    for name, got in report["results"].items():
+        extra = (got["peak_kb"] - base) / 1024
+        print(
+            f"{name:32s} {got['type'] or '-':10s} {got['seconds']:7.3f} s  peak +{extra:5.1f} MiB  "
+            f"{got['message'][:70]}"
+        )
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    if len(sys.argv) == 1:
+        measure()
+    else:
+        main(sys.argv[1], sys.argv[2:])
     sys.exit(0)
