@@ -13,8 +13,9 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -26,8 +27,15 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .utils.files import default_file_mode, file_sha256  # noqa: F401  (file_sha256: re-exported)
+from .utils.files import (  # noqa: F401  (file_sha256: re-exported)
+    check_output_folder,
+    default_file_mode,
+    file_sha256,
+    stale_temporaries,
+    temporary_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,17 +94,15 @@ def resolve_folder(
     if allow_local and path.exists():
         raise ValueError(f"`{what}` must be a folder or a Hub repo id, got the file {str(path)!r}.")
     name = str(name_or_path)
-    if not allow_local:
-        from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-        try:
-            validate_repo_id(name)
-        except HFValidationError:
+    try:
+        check_repo_id(name, what)
+    except ValueError:
+        if not allow_local:
             raise ValueError(
-                f"`{what}` must be a Hub repo id like 'org/name' (local paths are disabled), got {name!r}."
+                f"`{what}` must be a Hub repo id like 'org/name' (local paths are disabled), got {name[:100]!r}."
             ) from None
-    if name.count("/") > 1 or name.startswith(("/", ".", "~")) or not name.strip():
-        raise FileNotFoundError(f"`{what}` {name!r} is neither an existing folder nor a valid Hub repo id.")
+        shown = repr(name) if len(name) <= 100 else repr(name[:97] + "...")
+        raise FileNotFoundError(f"`{what}` {shown} is neither an existing folder nor a valid Hub repo id.") from None
     if local_files_only is None:
         local_files_only = constants.HF_HUB_OFFLINE
     try:
@@ -120,33 +126,175 @@ def resolve_folder(
     return Path(folder), {"repo_id": name, "revision": Path(folder).name}
 
 
+#: Files that mark a folder as written by sefa_plugin (a pipeline, directions, latents, a report, a model).
+OWN_MARKERS = (
+    "model_index.json",
+    "directions.safetensors",
+    "latents.safetensors",
+    "report.md",
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.safetensors.index.json",
+)
+
+# Temporary folders live beside the target: ".<name>.sefa-tmp-<pid>-<random>" (the new content) and
+# ".<name>.sefa-old-<pid>-<random>" (the entries being replaced). A killed save leaves them behind; the
+# next save into the same target removes those whose process is gone.
+_TEMP_KINDS = ("sefa-tmp", "sefa-old")
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Clean up after saves into `target` whose process died (killed part-way)."""
+    homes = [target.parent, target] if target.is_dir() else [target.parent]
+    for kind in _TEMP_KINDS:
+        for stale in [p for home in homes for p in stale_temporaries(home, target, kind) if p.is_dir()]:
+            if kind == "sefa-old" and target.is_dir():
+                # Killed between moving an old entry aside and placing its replacement: put it back.
+                for entry in stale.iterdir():
+                    if not (target / entry.name).exists():
+                        os.rename(entry, target / entry.name)
+            logger.info("Removing %s, left behind by an interrupted save.", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+    # Earlier versions wrote ".sefa-tmp-*" inside the target; those carry no process id, so go by age.
+    if target.is_dir():
+        for stale in target.glob(".sefa-tmp-*"):
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > 3600:
+                logger.info("Removing %s, left behind by an interrupted save.", stale)
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _replace_entries(tmp: Path, target: Path, old: Path) -> None:
+    """Move every top-level entry of `tmp` into `target`, the entries it replaces into `old`; undo on error."""
+    moved_aside: list[str] = []
+    placed: list[str] = []
+    try:
+        for src in sorted(tmp.iterdir()):
+            dst = target / src.name
+            if dst.exists() or dst.is_symlink():
+                os.rename(dst, old / src.name)
+                moved_aside.append(src.name)
+            os.rename(src, dst)
+            placed.append(src.name)
+    except BaseException:
+        for name in reversed(placed):  # the new entries go back into the temporary folder ...
+            os.rename(target / name, tmp / name)
+        for name in reversed(moved_aside):  # ... and the old ones back where they were
+            os.rename(old / name, target / name)
+        raise
+
+
+def _make_temporaries(target: Path) -> tuple[Path, Path]:
+    """Create the temporary folder beside `target`, or inside it when only the target is writable (a mounted
+    volume); return it and the path that will hold the entries being replaced."""
+    name = temporary_name(target, "sefa-tmp")
+
+    def paths(home: Path) -> tuple[Path, Path]:
+        return home / name, home / name.replace(".sefa-tmp-", ".sefa-old-")
+
+    tmp, old = paths(target.parent)
+    try:
+        tmp.mkdir()
+    except OSError:
+        if not target.is_dir():
+            raise
+        tmp, old = paths(target)
+        tmp.mkdir()
+    return tmp, old
+
+
 @contextmanager
 def atomic_folder(save_directory: str | os.PathLike, what: str = "save_directory") -> Iterator[Path]:
-    """Yield a temporary folder; on success its files replace those in `save_directory`.
+    """Yield a temporary folder; on success its entries replace those of the same name in `save_directory`.
 
-    Files are written next to the target and moved in with ``os.replace`` only once everything was
-    written, so an error never leaves a half-written file behind. Other files in the target are kept.
+    Rules (so that a folder on disk is always one consistent save):
+
+    * Everything is written into a temporary folder beside the target first; an error while writing
+      leaves the target untouched.
+    * Each top-level entry written replaces the old entry of that name **as a whole**: a new
+      ``generator/`` replaces the old folder, so the shards of an older save never stay beside new
+      weights. Entries the new save does not write (e.g. a training ``checkpoint/``) are kept.
+    * If moving the entries in fails part-way, the entries already moved are put back: the old folder
+      stays whole.
+    * A non-empty target is only overwritten if it is one of ours (holds one of :data:`OWN_MARKERS`);
+      otherwise, if the save would replace any of its files, a :class:`FileExistsError` names `what`.
+    * Temporary folders are named ``.<target>.sefa-tmp-<pid>-…`` beside the target; those left by a killed
+      process are removed by the next save into the same target.
+
+    Args:
+        save_directory: The target folder (created with its parents if needed).
+        what: The argument name used in errors (``"--out"``).
+
+    Example:
+
+    >>> with atomic_folder("/tmp/my-save") as tmp:  # doctest: +SKIP
+    ...     (tmp / "model_index.json").write_text("{}")
     """
-    target = Path(save_directory)
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"`{what}` {str(target)!r} exists and is not a folder.")
+    # Resolved: "." and "x/.." get a name and a parent, and a symlinked target gets its temporaries on
+    # its own file system (a rename cannot cross file systems).
+    target = Path(os.path.realpath(save_directory))
+    if not target.name:
+        raise ValueError(f"`{what}` {str(save_directory)!r} cannot be replaced: give a named folder.")
+    check_output_folder(target, what)
+    created = [p for p in (target, *target.parents) if not p.exists()]
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"`{what}` {str(target)!r} cannot be created: {err}") from err
-    if not os.access(target, os.W_OK):
-        raise PermissionError(f"`{what}` {str(target)!r} is not writable.")
-    tmp = Path(tempfile.mkdtemp(prefix=".sefa-tmp-", dir=target))
+    _remove_stale_temporaries(target)
+    committed = False
+    tmp, old = _make_temporaries(target)
     try:
         yield tmp
-        for src in sorted(tmp.rglob("*")):
+        for src in tmp.rglob("*"):
             if src.is_file():
-                dst = target / src.relative_to(tmp)
-                dst.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(src, default_file_mode())
-                os.replace(src, dst)
+        target.mkdir(exist_ok=True)
+        existing = {p.name for p in target.iterdir()}
+        clashes = sorted(existing & {p.name for p in tmp.iterdir()})
+        if clashes and not existing & set(OWN_MARKERS):
+            raise FileExistsError(
+                f"`{what}` {str(target)!r} holds files sefa_plugin did not write ({', '.join(clashes[:5])}); "
+                f"refusing to overwrite them: choose an empty or new folder."
+            )
+        old.mkdir()
+        _replace_entries(tmp, target, old)
+        committed = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if committed or not old.exists() or not any(old.iterdir()):
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # the undo itself failed: keep the old entries; a later process saving into `target` restores them
+            logger.error("Could not restore %s; its previous entries are kept in %s.", target, old)
+        if not committed:
+            for path in created:  # folders this call created (deepest first), if they stayed empty
+                with suppress(OSError):
+                    path.rmdir()
+
+
+def check_repo_id(repo_id: object, what: str = "repo_id") -> str:
+    """Validate a Hub repo id (``"name"`` or ``"org/name"``) with huggingface_hub's own rules.
+
+    Raises:
+        ValueError: naming `what`, for anything else (a newline, quotes, ``..``, a path, a non-string).
+
+    Example:
+
+    >>> check_repo_id("someone/my-gan")
+    'someone/my-gan'
+    >>> check_repo_id("../etc")
+    Traceback (most recent call last):
+    ...
+    ValueError: `repo_id` must be a Hub repo id like 'name' or 'org/name' (letters, digits, '-_.'), got '../etc'.
+    """
+    try:
+        if not isinstance(repo_id, str):
+            raise HFValidationError("not a string")
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        shown = repr(repo_id) if len(repr(repo_id)) <= 100 else repr(repo_id)[:97] + "..."
+        raise ValueError(
+            f"`{what}` must be a Hub repo id like 'name' or 'org/name' (letters, digits, '-_.'), got {shown}."
+        ) from None
+    return repo_id
 
 
 def push_folder(
@@ -167,8 +315,7 @@ def push_folder(
     Returns:
         The URL of the commit.
     """
-    if not isinstance(repo_id, str) or repo_id.count("/") > 1 or not repo_id.strip("/ "):
-        raise ValueError(f"`repo_id` must look like 'name' or 'org/name', got {repo_id!r}.")
+    check_repo_id(repo_id)
     api = HfApi(token=token)
     existed = api.repo_exists(repo_id)
     with tempfile.TemporaryDirectory(prefix="sefa-push-") as tmp:

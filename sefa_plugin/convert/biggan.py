@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 
 from ..models.biggan import BIGGAN_DEEP_128_LAYERS, BigGANGenerator
+from ..utils.files import read_json_config
 
 __all__ = [
     "BIGGAN_CONFIG_DEFAULTS",
@@ -227,11 +227,7 @@ def load_biggan_files(src: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
                 f"`src` {str(src)!r}: {str(file)!r} not found (a pytorch-pretrained-BigGAN model is a folder with "
                 f"config.json and pytorch_model.bin)."
             )
-    with open(config_path, encoding="utf-8") as handle:
-        try:
-            config = json.load(handle)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{str(config_path)!r} is not valid JSON: {err}") from err
+    config = read_json_config(config_path, "src")
     # Their released files use the legacy (non-zip) format; memory-map the zip format when given one.
     state = torch.load(weights, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(weights))
     if not isinstance(state, Mapping):

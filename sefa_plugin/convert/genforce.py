@@ -58,7 +58,6 @@ released by NVIDIA under CC BY-NC 4.0 (non-commercial); StyleGAN2's under the Nv
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -72,6 +71,7 @@ import torch
 from ..models.pggan import PGGANGenerator
 from ..models.stylegan import StyleGANGenerator
 from ..models.stylegan2 import StyleGAN2Generator
+from ..utils.files import read_json_config
 from .keymap import infer_channel_config, load_mapped_state_dict
 
 __all__ = [
@@ -535,9 +535,7 @@ def convert_genforce(
         if weights is None:
             raise ValueError(f"Folder {folder} has none of {WEIGHT_FILES}: not a huggan/genforce model folder.")
         if (folder / "config.json").is_file():
-            hub_config = json.loads((folder / "config.json").read_text())
-            if not isinstance(hub_config, dict):
-                raise ValueError(f"{folder / 'config.json'} must hold a JSON object, got {type(hub_config).__name__}.")
+            hub_config = read_json_config(folder / "config.json", "src")
         checkpoint = load_genforce_checkpoint(weights)
     else:
         checkpoint = load_genforce_checkpoint(src)

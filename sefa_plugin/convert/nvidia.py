@@ -27,6 +27,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..models.limits import check_config_int
 from ..models.stylegan2 import StyleGAN2Generator
 from ..models.stylegan3 import StyleGAN3Generator
 from .keymap import (
@@ -110,11 +111,12 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
     mapping, synthesis = g.get("mapping"), g.get("synthesis")
     sd = g.state_dict()
 
-    z_dim = int(_require(kw.get("z_dim", _attr(g, "z_dim")), "z_dim"))
-    c_dim = int(_require(kw.get("c_dim", _attr(g, "c_dim", 0)), "c_dim"))
-    w_dim = int(_require(kw.get("w_dim", _attr(g, "w_dim")), "w_dim"))
-    img_resolution = int(_require(kw.get("img_resolution", _attr(g, "img_resolution")), "img_resolution"))
-    img_channels = int(_require(kw.get("img_channels", _attr(g, "img_channels")), "img_channels"))
+    # Sizes are checked against the model limits before they are used for anything.
+    z_dim, c_dim, w_dim, img_resolution, img_channels = (
+        check_config_int(name, _require(kw.get(name, _attr(g, name, default)), name))
+        for name, default in (("z_dim", None), ("c_dim", 0), ("w_dim", None), ("img_resolution", None),
+                              ("img_channels", None))
+    )  # fmt: skip
 
     mapping_config = nvidia_mapping_config(mapping, mapping_kw)
     num_layers = mapping_config["mapping_layers"]
@@ -141,7 +143,10 @@ def nvidia_generator_config(g: PersistentRecord) -> dict[str, Any]:
             layer = block.get(conv)
             if not _attr(layer, "use_noise", True) or _attr(layer, "activation", "lrelu") != "lrelu":
                 raise ValueError(f"synthesis.b{res}.{conv} must use noise and 'lrelu' to be converted.")
-    preferred = (int(synth_kw.get("channel_base", 32768)), int(synth_kw.get("channel_max", 512)))
+    preferred = (
+        check_config_int("channel_base", synth_kw.get("channel_base", 32768)),
+        check_config_int("channel_max", synth_kw.get("channel_max", 512)),
+    )
     channel_base, channel_max = infer_channel_config(channels, preferred)
     conv_clamp = _attr(synthesis.get("b4.conv1"), "conv_clamp", synth_kw.get("conv_clamp"))
     if "synthesis.b4.resample_filter" not in sd:

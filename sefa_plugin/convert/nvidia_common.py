@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..models.limits import check_config_int, check_config_number
 from .safe_unpickler import PersistentRecord
 
 
@@ -32,8 +33,9 @@ def nvidia_mapping_config(mapping: PersistentRecord, mapping_kw: Mapping[str, An
     fc_names = sorted((n for n in mapping.modules if re.fullmatch(r"fc\d+", n)), key=lambda n: int(n[2:]))
     if not fc_names or fc_names != [f"fc{i}" for i in range(len(fc_names))]:
         raise ValueError(f"Unexpected mapping layers {fc_names} in the NVIDIA generator.")
+    check_config_int("mapping_layers", len(fc_names))
     declared = _attr(mapping, "num_layers", mapping_kw.get("num_layers", len(fc_names)))
-    if int(declared) != len(fc_names):
+    if check_config_int("mapping_layers", declared) != len(fc_names):
         raise ValueError(f"mapping.num_layers says {declared}, but the record has {len(fc_names)} fc layers.")
     for name in fc_names:
         activation = _attr(mapping.get(name), "activation", mapping_kw.get("activation", "lrelu"))
@@ -43,6 +45,6 @@ def nvidia_mapping_config(mapping: PersistentRecord, mapping_kw: Mapping[str, An
     lr_multiplier = _attr(mapping.get("fc0"), "bias_gain", mapping_kw.get("lr_multiplier", 0.01))
     return dict(
         mapping_layers=len(fc_names),
-        mapping_lr_multiplier=float(lr_multiplier),
-        w_avg_beta=0.998 if w_avg_beta is None else float(w_avg_beta),
+        mapping_lr_multiplier=check_config_number("mapping_lr_multiplier", lr_multiplier, 0, open_low=True),
+        w_avg_beta=0.998 if w_avg_beta is None else check_config_number("w_avg_beta", w_avg_beta, 0, 1),
     )

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.limits import check_config_int, check_config_number
 from ..models.stylegan3 import StyleGAN3Generator
 from .keymap import key_map_from_patterns, load_mapped_state_dict
 from .nvidia_common import nvidia_mapping_config
@@ -145,12 +146,15 @@ def _synthesis_config(synthesis: PersistentRecord, kw: dict[str, Any]) -> dict[s
                 f"{recorded[key]!r}."
             )
         config[key] = value
-    for key in _INT_KWARGS:  # plain Python types, as our config stores them
-        config[key] = int(config[key])
+    # Plain Python types, as our config stores them; sizes checked against the model limits before any use.
+    for key in _INT_KWARGS:
+        config[key] = check_config_int(key, config[key])
     for key in _FLOAT_KWARGS:
-        config[key] = float(config[key])
+        config[key] = check_config_number(key, config[key])
     config["use_radial_filters"] = bool(config["use_radial_filters"])
-    config["conv_clamp"] = None if config["conv_clamp"] is None else float(config["conv_clamp"])
+    config["conv_clamp"] = (
+        None if config["conv_clamp"] is None else check_config_number("conv_clamp", config["conv_clamp"])
+    )
     return config
 
 
@@ -180,7 +184,7 @@ def stylegan3_generator_config(g: PersistentRecord) -> dict[str, Any]:
         value = kw.pop(name, g.attributes.get(name))
         if value is None:
             raise ValueError(f"The NVIDIA generator record does not say its `{name}` (init_kwargs or attributes).")
-        config[name] = int(value)
+        config[name] = check_config_int(name, value)
     config.update(_synthesis_config(g.get("synthesis"), kw))
     for key in _IGNORED_KWARGS:
         kw.pop(key, None)

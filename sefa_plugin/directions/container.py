@@ -51,6 +51,47 @@ class DirectionsMismatchError(ValueError):
     """Raised when directions are used with a generator they do not fit."""
 
 
+#: The deepest nesting accepted in the JSON metadata of a direction file (real files nest 2-3 levels).
+MAX_METADATA_DEPTH = 16
+
+#: The longest JSON text accepted in one metadata field (labels of thousands of directions fit in far less).
+MAX_METADATA_CHARS = 1 << 20
+
+
+def _json_depth_ok(text: str, limit: int) -> bool:
+    """Whether the brackets of a JSON text nest at most `limit` deep (strings skipped); linear, no recursion."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (not escaped and ch == "\\"), in_string and (escaped or ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def _metadata_json(
+    meta: dict[str, str], key: str, kind: type, items: tuple[type, ...] | None = None, default: str | None = None
+) -> Any:
+    """Parse one JSON field of a direction file's metadata, bounded in depth and checked in type."""
+    text = meta[key] if default is None else meta.get(key, default)
+    if len(text) > MAX_METADATA_CHARS:
+        raise ValueError(f"`{key}` is longer than {MAX_METADATA_CHARS:,} characters")
+    if not _json_depth_ok(text, MAX_METADATA_DEPTH):
+        raise ValueError(f"`{key}` nests deeper than {MAX_METADATA_DEPTH} levels")
+    value = json.loads(text)
+    if not isinstance(value, kind):
+        raise ValueError(f"`{key}` must be a JSON {kind.__name__}, got {type(value).__name__}")
+    if items is not None and any(isinstance(v, bool) or not isinstance(v, items) for v in value):
+        raise ValueError(f"`{key}` must hold only {'/'.join(t.__name__ for t in items)} values")
+    return value
+
+
 @dataclass
 class Directions:
     """Latent directions for one generator.
@@ -107,6 +148,8 @@ class Directions:
             t = getattr(self, name)
             if t is not None:
                 t = torch.as_tensor(t).detach().to("cpu", torch.float32).reshape(-1).contiguous()
+                if not torch.isfinite(t).all():
+                    raise ValueError(f"`{name}` contains NaN or infinite values.")
                 if t.shape[0] != len(self):
                     raise ValueError(f"`{name}` must have {len(self)} entries (one per direction), got {t.shape[0]}.")
                 setattr(self, name, t)
@@ -290,7 +333,9 @@ class Directions:
         """Write ``directions.safetensors`` and ``README.md`` (and ``preview.png``) atomically.
 
         Args:
-            save_directory: Target folder (created if needed; other files in it are kept).
+            save_directory: Target folder (created if needed). The files written replace their old versions
+                whole (see :func:`~sefa_plugin.hub.atomic_folder`); other entries are kept; a folder holding
+                files sefa_plugin did not write is refused rather than overwritten.
             preview: Optional preview grid shown on the card.
             push_to_hub: Also push the folder's content to `repo_id`.
             repo_id: Hub repo for `push_to_hub` (default: the folder name).
@@ -396,14 +441,16 @@ class Directions:
                 stds=tensors.get("stds"),
                 method=meta["method"],
                 latent_space=meta["latent_space"],
-                layers=json.loads(meta["layers"]),
-                labels=json.loads(meta["labels"]),
-                strength_range=tuple(json.loads(meta["strength_range"])),
-                base_model=json.loads(meta.get("base_model", "{}")),
-                extra=json.loads(meta.get("extra", "{}")),
+                layers=_metadata_json(meta, "layers", list, (int,)),
+                labels=_metadata_json(meta, "labels", list, (str,)),
+                strength_range=tuple(_metadata_json(meta, "strength_range", list, (int, float))),
+                base_model=_metadata_json(meta, "base_model", dict, default="{}"),
+                extra=_metadata_json(meta, "extra", dict, default="{}"),
             )
-        except (KeyError, json.JSONDecodeError) as err:
-            raise ValueError(f"{str(file)!r} has incomplete or corrupt directions metadata: {err}") from err
+        except (KeyError, TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{str(file)!r} has incomplete or corrupt directions metadata: {err}") from None
+        except ValueError as err:
+            raise ValueError(f"{str(file)!r} has invalid directions metadata: {err}") from None
 
     # ------------------------------------------------------------------ card
     def model_card(self, preview: str | None = None, repo_id: str | None = None):  # -> ModelCard

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 
 from ..models.interface import EditableGenerator
+from ..models.limits import MAX_LATENT_ELEMENTS, MAX_NUM_SAMPLES, check_count
 from .sefa import _fix_signs
 
 __all__ = [
@@ -263,6 +264,8 @@ def stream_latent_pca(
     batch_size: int = 10_000,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
+    *,
+    max_samples: int = MAX_NUM_SAMPLES,
 ) -> StreamingPCA:
     """Sample editable latents batch by batch and accumulate their statistics.
 
@@ -276,12 +279,14 @@ def stream_latent_pca(
         batch_size: Latents per batch.
         generator: ``torch.Generator`` for reproducible sampling.
         progress: Optional wrapper around the batch iterator (e.g. a pipeline's ``progress_bar``).
+        max_samples: The most `num_samples` accepted (checked before sampling; front ends pass stricter ones).
 
     Returns:
         The filled :class:`StreamingPCA`.
     """
-    num_samples = _check_positive_int(num_samples, "num_samples", minimum=2)
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    num_samples = check_count("num_samples", num_samples, 2, max_samples)
+    batch_limit = max(MAX_LATENT_ELEMENTS // max(gan.latent_dim, int(gan.config.z_dim)), 1)  # type: ignore[attr-defined]
+    batch_size = check_count("batch_size", batch_size, 1, batch_limit, " (latents per batch held in memory)")
     pca = StreamingPCA(gan.latent_dim)
     starts: Iterable[int] = range(0, num_samples, batch_size)
     for start in progress(starts) if progress is not None else starts:
@@ -300,6 +305,8 @@ def ganspace_w(
     batch_size: int = 10_000,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
+    *,
+    max_samples: int = MAX_NUM_SAMPLES,
 ) -> PCAResult:
     """GANSpace in W: principal components of untruncated ``w`` samples, streamed.
 
@@ -310,6 +317,7 @@ def ganspace_w(
         batch_size: Samples per batch.
         generator: ``torch.Generator`` for reproducible sampling.
         progress: Optional wrapper around the batch iterator.
+        max_samples: The most `num_samples` accepted (see :func:`stream_latent_pca`).
 
     Example:
 
@@ -327,7 +335,9 @@ def ganspace_w(
             f"(latent_space 'w+'); use ganspace_z for z-input generators."
         )
     _check_num_components(num_components, gan.latent_dim)
-    pca = stream_latent_pca(gan, num_samples, batch_size=batch_size, generator=generator, progress=progress)
+    pca = stream_latent_pca(
+        gan, num_samples, batch_size=batch_size, generator=generator, progress=progress, max_samples=max_samples
+    )
     return pca.result(num_components)
 
 
@@ -338,6 +348,8 @@ def ganspace_z(
     batch_size: int = 10_000,
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
+    *,
+    max_samples: int = MAX_NUM_SAMPLES,
 ) -> PCAResult:
     """GANSpace for z-input generators: PCA of the first layer's activations, regressed back to ``z``.
 
@@ -365,7 +377,9 @@ def ganspace_z(
         )
     edim = gan.editable_latent_dim
     _check_num_components(num_components, edim)
-    pca = stream_latent_pca(gan, num_samples, batch_size=batch_size, generator=generator, progress=progress)
+    pca = stream_latent_pca(
+        gan, num_samples, batch_size=batch_size, generator=generator, progress=progress, max_samples=max_samples
+    )
     # Only the editable coordinates enter the regression (BigGAN: z, not the class embedding), so the
     # directions never move the fixed part of the latent.
     directions, variances, stds = regress_activation_components(

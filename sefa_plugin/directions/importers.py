@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..models.interface import LATENT_SPACES
+from ..utils.arrays import load_array_file
 from .container import Directions, DirectionsMismatchError
 from .layers import LayerSpec, parse_layers
 
@@ -57,6 +58,9 @@ logger = logging.getLogger(__name__)
 
 #: Accepted values of ``format`` in :func:`import_directions` and ``sefa import --format``.
 IMPORT_FORMATS = ("interfacegan", "ganspace", "rosinality", "voynov")
+
+#: The most bytes of array data an imported ``.npy``/``.npz`` file may hold (real files are a few MB).
+MAX_IMPORT_BYTES = 256 << 20
 
 # GANSpace cache names end with ``_n{N}[_w][_seed{S}].npz``; ``_w`` marks components computed in W.
 _GANSPACE_NAME = re.compile(r"_n\d+(?P<w>_w)?(?:_seed\d+)?\.npz$")
@@ -155,13 +159,12 @@ def _finish(
     return d
 
 
-def _load_npy_or_npz(path: Path, what: str) -> Any:
+def _load_npy_or_npz(path: Path, what: str) -> np.ndarray | dict[str, np.ndarray]:
+    # Headers and zip members are size-checked before any data is read (a forged shape cannot allocate).
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as err:  # object arrays need pickle: refuse them
-        raise ValueError(f"`path` {str(path)!r} is not a plain {what} (it needs pickle, refused): {err}") from err
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"`path` {str(path)!r} is not a readable {what}: {err}") from err
+        return load_array_file(path, "path", max_bytes=MAX_IMPORT_BYTES)
+    except ValueError as err:
+        raise ValueError(f"{str(err).rstrip('.')} (expected a {what}).") from None
 
 
 def _torch_load(p: Path, expected: str) -> Any:
@@ -267,26 +270,21 @@ def load_ganspace_npz(
         logger.info("%s: latent space %r from the file name", p.name, latent_space)
     latent_space = _check_latent_space(latent_space)
     data = _load_npy_or_npz(p, "GANSpace .npz cache")
-    if not isinstance(data, np.lib.npyio.NpzFile):
+    if not isinstance(data, dict):
         raise ValueError(f"`path` {str(p)!r} is not a GANSpace cache: expected an .npz archive with `lat_comp`.")
-    with data:
-        missing = [k for k in ("lat_comp", "lat_stdev") if k not in data.files]
-        if missing:
-            raise ValueError(
-                f"`path` {str(p)!r} is not a GANSpace cache: missing {missing} (has {sorted(data.files)})."
-            )
-        comp = data["lat_comp"]
-        if comp.ndim == 3 and comp.shape[1] == 1:
-            comp = comp[:, 0]
-        if comp.ndim != 2:
-            raise ValueError(
-                f"`path` {str(p)!r}: `lat_comp` must have shape [K, 1, D] or [K, D] (one latent vector per "
-                f"component), got {list(data['lat_comp'].shape)}."
-            )
-        k = comp.shape[0]
-        arrays = {
-            name: data[name].reshape(-1) for name in ("lat_stdev", "act_stdev", "var_ratio") if name in data.files
-        }
+    missing = [k for k in ("lat_comp", "lat_stdev") if k not in data]
+    if missing:
+        raise ValueError(f"`path` {str(p)!r} is not a GANSpace cache: missing {missing} (has {sorted(data)}).")
+    comp = data["lat_comp"]
+    if comp.ndim == 3 and comp.shape[1] == 1:
+        comp = comp[:, 0]
+    if comp.ndim != 2:
+        raise ValueError(
+            f"`path` {str(p)!r}: `lat_comp` must have shape [K, 1, D] or [K, D] (one latent vector per "
+            f"component), got {list(data['lat_comp'].shape)}."
+        )
+    k = comp.shape[0]
+    arrays = {name: data[name].reshape(-1) for name in ("lat_stdev", "act_stdev", "var_ratio") if name in data}
     for name, arr in arrays.items():
         if arr.shape[0] != k:
             raise ValueError(f"`path` {str(p)!r}: `{name}` has {arr.shape[0]} entries for {k} components.")

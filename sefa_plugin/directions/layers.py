@@ -24,11 +24,16 @@ LayerSpec = str | int | Sequence[int]
 _ITEM = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _error(reason: str, spec: object, num_layers: int, groups: Mapping[str, Sequence[int]] | None) -> ValueError:
     names = ", ".join(groups) if groups else ", ".join(GROUP_NAMES)
+    shown = spec if isinstance(spec, range) else _short(repr(spec), 80)
     return ValueError(
         f"`layers` {reason}. It must be 'all', a group name ({names}), a range like '0-3', a list like "
-        f"'0-1,4' or a list of ints, with indices in [0, {num_layers - 1}]; got {spec!r}."
+        f"'0-1,4' or a list of ints, with indices in [0, {num_layers - 1}]; got {shown}."
     )
 
 
@@ -49,6 +54,11 @@ def _parse_string(spec: str, num_layers: int, groups: Mapping[str, Sequence[int]
         match = _ITEM.match(item)
         if match is None:
             raise _error(f"could not be parsed (bad item {item.strip()!r})", spec, num_layers, groups)
+        # Check the bounds before expanding, so that '0-1000000000' never builds a billion-element list.
+        digits = [g for g in match.groups() if g is not None]
+        if any(len(d) > 9 or int(d) >= num_layers for d in digits):
+            bad = next(d for d in digits if len(d) > 9 or int(d) >= num_layers)
+            raise _error(f"contains the index {_short(bad)} out of range", spec, num_layers, groups)
         start = int(match.group(1))
         stop = start if match.group(2) is None else int(match.group(2))
         if stop < start:
@@ -98,7 +108,13 @@ def parse_layers(
         indices = _parse_string(spec, num_layers, groups)
     elif _is_int(spec):
         indices = [int(spec)]  # type: ignore[arg-type]
-    elif isinstance(spec, (list, tuple, range)):
+    elif isinstance(spec, range):
+        # A range is checked by its ends: `range(10**9)` must not be walked.
+        if len(spec) and (min(spec[0], spec[-1]) < 0 or max(spec[0], spec[-1]) >= num_layers):
+            bad = spec[0] if not 0 <= spec[0] < num_layers else spec[-1]
+            raise _error(f"contains the index {bad} out of range", spec, num_layers, groups)
+        indices = list(spec)
+    elif isinstance(spec, (list, tuple)):
         bad = [i for i in spec if not _is_int(i)]
         if bad:
             raise _error(f"contains the non-integer {bad[0]!r}", spec, num_layers, groups)

@@ -39,6 +39,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from ..data.shapes import FACTOR_KINDS, FACTOR_NAMES, FACTOR_RANGES, SHAPES
+from ..utils.weights import check_loaded_weights
 
 _KINDS = ("circular", "categorical", "continuous")
 
@@ -80,6 +81,20 @@ class FactorPredictor(ModelMixin, ConfigMixin):
     >>> tuple(model.features(torch.zeros(2, 3, 64, 64)).shape)
     (2, 32)
     """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> FactorPredictor:
+        """Load like ``ModelMixin.from_pretrained``, then refuse missing or non-finite weights.
+
+        Example:
+
+        >>> from sefa_plugin import DEFAULT_PREDICTOR
+        >>> FactorPredictor.from_pretrained(DEFAULT_PREDICTOR).config.img_resolution
+        64
+        """
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        check_loaded_weights(model, f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}")
+        return model
 
     @register_to_config
     def __init__(

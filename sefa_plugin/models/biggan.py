@@ -45,7 +45,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_layer_indices
+from .interface import EditableGenerator, check_layer_indices, check_parameter_count
+from .limits import CONFIG_LIMITS, check_config_ints
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -339,16 +340,13 @@ class BigGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         img_resolution: int | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("output_dim", output_dim),
-            ("z_dim", z_dim),
-            ("class_embed_dim", class_embed_dim),
-            ("channel_width", channel_width),
-            ("num_classes", num_classes),
-            ("n_stats", n_stats),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_config_ints(
+            output_dim=output_dim, z_dim=z_dim, class_embed_dim=class_embed_dim, channel_width=channel_width,
+            num_classes=num_classes, n_stats=n_stats,
+        )  # fmt: skip
+        max_blocks = CONFIG_LIMITS["num_blocks"][1]
+        if isinstance(layers, Sequence) and not isinstance(layers, str) and len(layers) > max_blocks:
+            raise ValueError(f"`layers` must have at most {max_blocks} blocks, got {len(layers)}.")
         if channel_width < 3:
             raise ValueError(
                 f"`channel_width` must be ≥ 3 (the RGB layer keeps 3 of its channels), got {channel_width}."
@@ -369,6 +367,7 @@ class BigGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
                 raise ValueError(f"`{name}` must equal {derived} (or be None), got {value}.")
         # Record the derived fields so that pipelines, cards and saved configs see concrete values.
         self.register_to_config(c_dim=num_classes, img_resolution=output_dim, layers=blocks)
+        check_parameter_count(self)
         self.embeddings = nn.Linear(num_classes, class_embed_dim, bias=False)
         self.generator = BigGANSynthesis(
             z_dim + class_embed_dim, channel_width, blocks, attention_layer_position, n_stats, eps

@@ -34,7 +34,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices
+from .interface import EditableGenerator, check_generator_config, check_layer_indices, check_parameter_count
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -154,6 +154,7 @@ class DCGANGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
         check_generator_config(
             img_resolution, channel_base, z_dim=z_dim, img_channels=img_channels, channel_max=channel_max
         )
+        check_parameter_count(self)
 
         def channels(res: int) -> int:
             return min(channel_base // res, channel_max)

@@ -17,27 +17,51 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .limits import CONFIG_LIMITS, MAX_SEEDS, check_config_ints, check_parameter_budget
+
 LATENT_SPACES = ("w+", "z")
 
 
-def check_generator_config(img_resolution: int, channel_base: int | None = None, **positive: int) -> None:
-    """Validate the constructor arguments every generator family shares; errors name the argument.
+def check_generator_config(img_resolution: int, channel_base: int | None = None, **fields: int | None) -> None:
+    """Validate the constructor arguments every generator family shares, before anything is allocated.
+
+    Every field is checked against its bounds in :data:`~sefa_plugin.models.limits.CONFIG_LIMITS` (an
+    integer, not a bool, float or string); errors name the field.
 
     Args:
-        img_resolution: Must be a power of two ≥ 4.
+        img_resolution: Must be a power of two in [4, 2048].
         channel_base: If given, must be ≥ `img_resolution` so that every layer has at least one channel.
-        **positive: Other integer arguments that must be ≥ 1 (``z_dim=512, img_channels=3, ...``).
+        **fields: Other integer fields, by their config name (``z_dim=512, img_channels=3, ...``); None is
+            skipped (an optional field left to its default).
+
+    Example:
+
+    >>> check_generator_config(64, 16384, z_dim=512, mapping_layers=8)
+    >>> check_generator_config(64, z_dim=10**7)
+    Traceback (most recent call last):
+    ...
+    ValueError: `z_dim` must be an integer in [1, 4096], got 10000000.
     """
-    if img_resolution < 4 or img_resolution & (img_resolution - 1):
-        raise ValueError(f"`img_resolution` must be a power of two ≥ 4, got {img_resolution}.")
-    for name, value in positive.items():
-        if value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+    check_config_ints(img_resolution=img_resolution)
+    if img_resolution & (img_resolution - 1):
+        low, high = CONFIG_LIMITS["img_resolution"]
+        raise ValueError(f"`img_resolution` must be a power of two in [{low}, {high}], got {img_resolution}.")
+    check_config_ints(channel_base=channel_base, **fields)
     if channel_base is not None and channel_base // img_resolution < 1:
         raise ValueError(
             f"`channel_base` must be ≥ `img_resolution` ({img_resolution}) so that every layer has at "
             f"least one channel, got {channel_base}."
         )
+
+
+def check_parameter_count(model: torch.nn.Module) -> None:
+    """Refuse a generator whose parameters would exceed :data:`~sefa_plugin.models.limits.MAX_PARAMETERS`.
+
+    Call it in a ``@register_to_config`` constructor after the field checks and before building layers: it
+    rebuilds the same config on the ``meta`` device (no memory) to count.
+    """
+    config = {k: v for k, v in model.config.items() if not k.startswith("_")}  # type: ignore[attr-defined]
+    check_parameter_budget(lambda: type(model)(**config), type(model).__name__)
 
 
 def check_layer_indices(layers: Sequence[int], num_ws: int) -> list[int]:
@@ -141,6 +165,8 @@ class EditableGenerator:
         converted official checkpoint renders the same image for the same seed.
         """
         z_dim = int(self.config.z_dim)  # type: ignore[attr-defined]
+        if len(seeds) > MAX_SEEDS:
+            raise ValueError(f"`seeds` must hold at most {MAX_SEEDS} seeds, got {len(seeds)}.")
         for s in seeds:
             if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or not 0 <= int(s) < 2**32:
                 raise ValueError(f"`seeds` must be integers in [0, 2**32), got {s!r}.")

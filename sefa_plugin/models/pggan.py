@@ -38,7 +38,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices
+from .interface import EditableGenerator, check_generator_config, check_layer_indices, check_parameter_count
 from .ops import LRELU_GAIN, bias_act, normalize_2nd_moment
 
 NOISE_MODES = ("random", "const", "none")
@@ -136,10 +136,9 @@ class PGGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
     ) -> None:
         super().__init__()
         check_generator_config(
-            img_resolution, channel_base, z_dim=z_dim, img_channels=img_channels, channel_max=channel_max
+            img_resolution, channel_base, z_dim=z_dim, c_dim=c_dim, img_channels=img_channels, channel_max=channel_max
         )
-        if c_dim < 0:
-            raise ValueError(f"`c_dim` must be 0 (unconditional) or a positive integer, got {c_dim}.")
+        check_parameter_count(self)
         self.block_resolutions = [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
         for b, res in enumerate(self.block_resolutions):
             if res == INIT_RES:

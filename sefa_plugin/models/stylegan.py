@@ -40,7 +40,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices
+from .interface import EditableGenerator, check_generator_config, check_layer_indices, check_parameter_count
+from .limits import check_config_number
 from .ops import LRELU_GAIN, normalize_2nd_moment
 
 NOISE_MODES = ("random", "const", "none")
@@ -338,8 +339,10 @@ class StyleGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
             z_dim=z_dim,
             w_dim=w_dim,
             img_channels=img_channels,
+            c_dim=c_dim,
             channel_max=channel_max,
             mapping_layers=mapping_layers,
+            mapping_layer_features=mapping_layer_features,
         )
         if img_resolution < 8:
             raise ValueError(f"`img_resolution` must be a power of two ≥ 8 (StyleGANGenerator), got {img_resolution}.")
@@ -347,11 +350,11 @@ class StyleGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
             raise ValueError(f"`c_dim` must be 0 (unconditional) or a positive integer, got {c_dim}.")
         if not (fused_scale is True or fused_scale is False or fused_scale == "auto"):
             raise ValueError(f"`fused_scale` must be one of {FUSED_SCALE_OPTIONS}, got {fused_scale!r}.")
-        if not mapping_lr_multiplier > 0:
-            raise ValueError(f"`mapping_lr_multiplier` must be positive, got {mapping_lr_multiplier}.")
+        check_config_number("mapping_lr_multiplier", mapping_lr_multiplier, 0, open_low=True)
         layer_features = w_dim if mapping_layer_features is None else mapping_layer_features
         if layer_features < 1:
             raise ValueError(f"`mapping_layer_features` must be a positive integer, got {mapping_layer_features}.")
+        check_parameter_count(self)
         self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, channel_base, channel_max, fused_scale)
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, mapping_layers, layer_features, mapping_lr_multiplier)
         self.truncation = Truncation(w_dim, self.synthesis.num_ws)

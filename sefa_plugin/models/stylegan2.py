@@ -24,7 +24,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices
+from .interface import EditableGenerator, check_generator_config, check_layer_indices, check_parameter_count
+from .limits import check_config_number, check_resample_filter
 from .ops import (
     LRELU_GAIN,
     FullyConnectedLayer,
@@ -372,7 +373,17 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
         resample_filter: tuple[float, ...] = (1, 3, 3, 1),
     ) -> None:
         super().__init__()
-        check_generator_config(img_resolution, z_dim=z_dim, w_dim=w_dim, img_channels=img_channels)
+        check_generator_config(
+            img_resolution, channel_base, z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_channels=img_channels,
+            channel_max=channel_max, mapping_layers=mapping_layers, mapping_embed_features=mapping_embed_features,
+            mapping_layer_features=mapping_layer_features,
+        )  # fmt: skip
+        check_config_number("mapping_lr_multiplier", mapping_lr_multiplier, 0, open_low=True)
+        check_config_number("w_avg_beta", w_avg_beta, 0, 1)
+        if conv_clamp is not None:
+            check_config_number("conv_clamp", conv_clamp, 0)
+        check_resample_filter(resample_filter)
+        check_parameter_count(self)
         self.synthesis = SynthesisNetwork(
             w_dim,
             img_resolution,

@@ -41,7 +41,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices
+from .interface import EditableGenerator, check_generator_config, check_layer_indices, check_parameter_count
+from .limits import check_config_number
 from .ops import LRELU_GAIN, FullyConnectedLayer, upfirdn2d
 from .stylegan2 import MappingNetwork, StyleGAN2Generator
 
@@ -500,19 +501,25 @@ class StyleGAN3Generator(ModelMixin, ConfigMixin, EditableGenerator):
     ) -> None:
         super().__init__()
         check_generator_config(
-            img_resolution, channel_base, z_dim=z_dim, w_dim=w_dim, img_channels=img_channels,
-            channel_max=channel_max, num_layers=num_layers, conv_kernel=conv_kernel, filter_size=filter_size,
-            lrelu_upsampling=lrelu_upsampling, mapping_layers=mapping_layers,
+            img_resolution, channel_base, z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_channels=img_channels,
+            channel_max=channel_max, num_layers=num_layers, num_critical=num_critical, margin_size=margin_size,
+            conv_kernel=conv_kernel, filter_size=filter_size, lrelu_upsampling=lrelu_upsampling,
+            mapping_layers=mapping_layers,
         )  # fmt: skip
+        for name, value in (("first_cutoff", first_cutoff), ("first_stopband", first_stopband),
+                            ("last_stopband_rel", last_stopband_rel), ("output_scale", output_scale),
+                            ("mapping_lr_multiplier", mapping_lr_multiplier)):  # fmt: skip
+            check_config_number(name, value)
+        check_config_number("w_avg_beta", w_avg_beta, 0, 1)
         _check_frequencies(num_layers, num_critical, first_cutoff, first_stopband, last_stopband_rel, img_resolution)
         if c_dim < 0:
             raise ValueError(f"`c_dim` must be ≥ 0, got {c_dim}.")
         if margin_size < 0:
             raise ValueError(f"`margin_size` must be ≥ 0, got {margin_size}.")
-        if conv_clamp is not None and conv_clamp < 0:
-            raise ValueError(f"`conv_clamp` must be ≥ 0 or None, got {conv_clamp}.")
-        if not 0 <= magnitude_ema_beta <= 1:
-            raise ValueError(f"`magnitude_ema_beta` must be in [0, 1], got {magnitude_ema_beta}.")
+        if conv_clamp is not None:
+            check_config_number("conv_clamp", conv_clamp, 0)
+        check_config_number("magnitude_ema_beta", magnitude_ema_beta, 0, 1)
+        check_parameter_count(self)
         self.synthesis = SynthesisNetwork(
             w_dim, img_resolution, img_channels, channel_base=channel_base, channel_max=channel_max,
             num_layers=num_layers, num_critical=num_critical, first_cutoff=first_cutoff,

@@ -27,7 +27,9 @@ from ..directions.container import Directions
 from ..hub import atomic_folder, push_folder, resolve_folder, weights_sha256
 from ..models import biggan, dcgan, lightweight_gan, pggan, sngan_resnet, stylegan, stylegan2, stylegan3  # noqa: F401  (component classes for from_pretrained)
 from ..models.interface import EditableGenerator
+from ..utils.files import MAX_CONFIG_BYTES
 from ..utils.images import make_grid, to_pil
+from ..utils.weights import check_loaded_weights
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,12 @@ class GANPipeline(DiffusionPipeline):
                 f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r} has no `generator/` "
                 f"component: it is not a sefa_plugin GAN pipeline."
             )
+        for config in (folder / "model_index.json", folder / "generator" / "config.json"):
+            if config.is_file() and config.stat().st_size > MAX_CONFIG_BYTES:
+                raise ValueError(
+                    f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}: "
+                    f"{config.relative_to(folder)} is larger than {MAX_CONFIG_BYTES:,} bytes; it is not a GAN config."
+                )
         # Run-time weights are safetensors only: never let diffusers fall back to a pickled .bin file.
         if kwargs.setdefault("use_safetensors", True) is not True:
             raise ValueError("`use_safetensors` must be True: sefa_plugin loads weights from safetensors only.")
@@ -135,8 +143,9 @@ class GANPipeline(DiffusionPipeline):
         except (OSError, ValueError, RuntimeError) as err:
             raise OSError(
                 f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}: the generator cannot be "
-                f"loaded; its weights are missing or corrupt ({err})"
+                f"loaded; its config or weights are missing or corrupt ({err})"
             ) from err
+        check_loaded_weights(pipe.generator, f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}")
         pipe.source = source
         return pipe
 

@@ -21,6 +21,7 @@ import torch
 from ..directions.boundary import fit_boundary, project_orthogonal
 from ..directions.container import Directions
 from ..directions.layers import LayerSpec, parse_layers
+from ..models.limits import MAX_LATENT_ELEMENTS, check_count, check_render_batch
 from .base import GANPipeline
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,12 @@ class BoundaryPipeline(GANPipeline):
         >>> ws = lat[:4, None].expand(-1, pipe.generator.num_ws, -1)  # doctest: +SKIP
         >>> images = pipe.generator.synthesize(ws)  # doctest: +SKIP
         """
-        if not _is_int(num_samples) or num_samples < 1:
-            raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
+        g = self.generator
+        # The latents are held in memory: bound num_samples × latent size before drawing anything.
+        limit = max(MAX_LATENT_ELEMENTS // max(g.latent_dim, int(g.config.z_dim)), 1)
+        check_count("num_samples", num_samples, 1, limit, f" (at most {MAX_LATENT_ELEMENTS:,} latent values in memory)")
         if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-        g = self.generator
         z = g.randn_z(int(num_samples), generator=torch.Generator().manual_seed(int(seed)))
         chunks = [g.sample_latents(z[i : i + batch_size], truncation_psi=truncation_psi)[:, 0].cpu()
                   for i in range(0, num_samples, batch_size)]  # fmt: skip
@@ -234,8 +236,7 @@ class BoundaryPipeline(GANPipeline):
             raise ValueError("BoundaryPipeline supports unconditional generators only (this one has c_dim > 0).")
         if scorer is not None and scores is not None:
             raise ValueError("Give either `scorer` or `scores`, not both.")
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+        check_render_batch("batch_size", batch_size, g)
         if not math.isfinite(truncation_psi):
             raise ValueError(f"`truncation_psi` must be a finite number, got {truncation_psi}.")
         idx = parse_layers(layers, g.num_ws, g.layer_groups())

@@ -17,6 +17,7 @@ import torch
 from ..directions.container import Directions
 from ..directions.ganspace import ganspace_w, ganspace_z
 from ..directions.layers import LayerSpec, parse_layers
+from ..models.limits import MAX_NUM_SAMPLES, check_count
 from .base import GANPipeline
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class GANSpacePipeline(GANPipeline):
         layers: LayerSpec = "all",
         generator: torch.Generator | None = None,
         strength_range: tuple[float, float] | None = None,
+        *,
+        max_samples: int = MAX_NUM_SAMPLES,
     ) -> Directions:
         """Sample latents, stream their PCA and return the components as directions.
 
@@ -69,6 +72,8 @@ class GANSpacePipeline(GANPipeline):
             generator: ``torch.Generator`` for reproducible sampling.
             strength_range: Default slider range in raw latent units (default: ±3σ of the first
                 component). Per-component σ units: ``pipe(..., sigma_units=True)``.
+            max_samples: The most `num_samples` accepted, checked before any sampling (default
+                :data:`~sefa_plugin.models.limits.MAX_NUM_SAMPLES`; a hosted editor passes a stricter one).
 
         Returns:
             :class:`~sefa_plugin.directions.Directions` with ``method="ganspace"``, ``values`` the
@@ -76,6 +81,7 @@ class GANSpacePipeline(GANPipeline):
             generators) and ``stds`` the standard deviation of the latents along each direction.
         """
         g = self.generator
+        check_count("num_samples", num_samples, 2, max_samples)
         idx = parse_layers(layers, g.num_ws, g.layer_groups())
         dim = g.editable_latent_dim
         if num_components is None:
@@ -89,7 +95,7 @@ class GANSpacePipeline(GANPipeline):
         t0 = time.perf_counter()
         result = core(
             g, num_samples=num_samples, num_components=num_components, batch_size=batch_size,
-            generator=generator, progress=self.progress_bar,
+            generator=generator, progress=self.progress_bar, max_samples=max_samples,
         )  # fmt: skip
         logger.info("GANSpace: %d components from %d samples in %.1f s", num_components, num_samples,
                     time.perf_counter() - t0)  # fmt: skip

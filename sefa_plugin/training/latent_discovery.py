@@ -38,6 +38,7 @@ from ..directions.latent_discovery import (
     sample_shifts,
 )
 from ..models.interface import EditableGenerator
+from ..models.limits import check_render_batch
 from ..utils.checks import is_int
 from .checkpoint import append_log, load_checkpoint, save_checkpoint_atomic
 from .reconstructor import Reconstructor
@@ -185,8 +186,7 @@ class LatentDiscoveryTrainer:
                 raise ValueError(f"`layers` must be indices in [0, {generator.num_ws - 1}], got {config.layers}.")
             if cfg.layers == list(range(generator.num_ws)):
                 cfg.layers = None
-        if not is_int(cfg.batch_size) or cfg.batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {cfg.batch_size!r}.")
+        check_render_batch("batch_size", cfg.batch_size, generator, images_per_item=2)  # image pairs
         if not (math.isfinite(cfg.lr) and cfg.lr > 0):
             raise ValueError(f"`lr` must be a positive finite number, got {cfg.lr!r}.")
         if not (math.isfinite(cfg.reg_weight) and cfg.reg_weight >= 0):
@@ -370,9 +370,9 @@ class LatentDiscoveryTrainer:
         """
         if not is_int(num_batches) or num_batches < 1:
             raise ValueError(f"`num_batches` must be a positive int, got {num_batches!r}.")
-        n = self.config.batch_size if batch_size is None else batch_size
-        if not is_int(n) or n < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
+        n = check_render_batch(
+            "batch_size", self.config.batch_size if batch_size is None else batch_size, self.generator, 2
+        )
         acc, k = self.accelerator, self.config.num_directions
         correct = torch.zeros(k, device=acc.device)
         total = torch.zeros(k, device=acc.device)

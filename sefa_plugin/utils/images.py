@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .files import default_file_mode
+from .files import check_output_path, default_file_mode, stale_temporaries, temporary_name
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -45,17 +44,16 @@ def make_grid(images: Sequence[Image.Image], nrow: int, padding: int = 2) -> Ima
 
 
 def _atomic_target(path: str | os.PathLike, what: str) -> tuple[Path, Path]:
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OSError(f"Cannot create the folder for `{what}` {str(path)!r}: {err}") from err
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"The folder of `{what}` {str(path)!r} is not writable.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    return path, Path(tmp)
+    path = check_output_path(path, what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"Cannot create the folder for `{what}` {str(path)!r}: {err}") from err
+    for stale in stale_temporaries(path.parent, path):  # left by a killed earlier save of this file
+        stale.unlink(missing_ok=True)
+    tmp = path.parent / temporary_name(path)
+    tmp.touch(mode=0o600, exist_ok=False)
+    return path, tmp
 
 
 def save_image_atomic(image: Image.Image, path: str | os.PathLike, what: str = "out", **save_kwargs) -> Path:
