@@ -28,6 +28,7 @@ from . import (
     import_directions,
     learn,
     push,
+    space,
     train,
 )
 from ._common import HelpFormatter
@@ -43,6 +44,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     import_directions,
     edit,
     app,
+    space,
     learn,
     evaluate,
     convert,
