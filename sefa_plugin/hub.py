@@ -107,9 +107,15 @@ def resolve_folder(
             allow_patterns=allow_patterns,
         )
     except LocalEntryNotFoundError as err:
+        where = f"`{what}` {name!r} (revision {revision or 'main'}) is not in the local Hub cache"
+        if local_files_only:
+            why = "`HF_HUB_OFFLINE=1` is set" if constants.HF_HUB_OFFLINE else "`local_files_only=True` was given"
+            raise OSError(f"{where} and downloading is disabled: {why}.") from err
+        cause = err.__cause__ or err.__context__
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(err).splitlines()[0]
         raise OSError(
-            f"`{what}` {name!r} (revision {revision or 'main'}) is not in the local Hub cache and "
-            f"downloading is disabled (offline mode or `local_files_only=True`)."
+            f"{where} and the Hub ({constants.ENDPOINT}) could not be reached ({detail}). Check the network "
+            f"connection, or download it once while online."
         ) from err
     except RepositoryNotFoundError as err:
         raise OSError(f"`{what}` {name!r}: no such repository on the Hub, or no access to it.") from err

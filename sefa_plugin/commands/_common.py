@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 LAYER_HELP = "layer spec: all, coarse, middle, fine, 0-3, 0-1,4"
@@ -86,3 +89,58 @@ def save_with_preview(pipe, directions, args: argparse.Namespace) -> None:
         indices = range(min(len(directions), 5))
         preview = pipe.direction_grid(directions, indices=indices, seed=args.preview_seed, truncation_psi=psi)
     directions.save_pretrained(args.out, preview=preview)
+
+
+#: What ``--out`` of an image accepts (``save_image_atomic`` picks the format by extension).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+def check_output_folder(path: str | os.PathLike, flag: str) -> None:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written.
+
+    Example:
+
+    >>> check_output_folder("/proc/sefa-out", "--out")  # doctest: +SKIP
+    Traceback (most recent call last):
+    PermissionError: `--out` '/proc/sefa-out' cannot be written: ...
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"`{flag}` {str(target)!r} exists and is not a folder.")
+    _probe_writable(target, flag, str(target))
+
+
+def check_output_file(path: str | os.PathLike, flag: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> None:
+    """Refuse, before any work, an output file with an unsupported extension or in a folder we cannot write.
+
+    Example:
+
+    >>> check_output_file("walk.bmp", "--gif", (".gif",))
+    Traceback (most recent call last):
+    ValueError: `--gif` 'walk.bmp' has the unsupported extension '.bmp'; use one of: .gif.
+    """
+    target = Path(path)
+    if target.suffix.lower() not in extensions:
+        raise ValueError(
+            f"`{flag}` {str(target)!r} has the unsupported extension {target.suffix!r}; use one of: "
+            f"{', '.join(extensions)}."
+        )
+    if target.is_dir():
+        raise IsADirectoryError(f"`{flag}` {str(target)!r} is a folder; give a file path.")
+    _probe_writable(target.parent, flag, str(target))
+
+
+def _probe_writable(folder: Path, flag: str, shown: str) -> None:
+    """Create (and remove) a temporary file in `folder` or its nearest existing parent: a real write test."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"`{flag}` {shown!r} cannot be created: {str(existing)!r} is not a folder.")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".sefa-check-"):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"`{flag}` {shown!r} cannot be written: {str(existing)!r} is not writable ({err.strerror or err})."
+        ) from err

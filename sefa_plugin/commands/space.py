@@ -18,7 +18,9 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..space import push_space, write_space
+    from ._common import check_output_folder
 
+    check_output_folder(args.folder, "DIR")
     folder = write_space(args.folder)
     files = sum(1 for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     print(f"wrote the Space to {folder} ({files} files): cd {folder} && python app.py runs it")

@@ -89,7 +89,7 @@ class GANSpacePipeline(GANPipeline):
         t0 = time.perf_counter()
         result = core(
             g, num_samples=num_samples, num_components=num_components, batch_size=batch_size,
-            generator=generator, progress=self.progress_bar,
+            generator=generator, progress=self.named_progress("GANSpace samples"),
         )  # fmt: skip
         logger.info("GANSpace: %d components from %d samples in %.1f s", num_components, num_samples,
                     time.perf_counter() - t0)  # fmt: skip
