@@ -109,7 +109,11 @@ def resolve_folder(
     except LocalEntryNotFoundError as err:
         where = f"`{what}` {name!r} (revision {revision or 'main'}) is not in the local Hub cache"
         if local_files_only:
-            why = "`HF_HUB_OFFLINE=1` is set" if constants.HF_HUB_OFFLINE else "`local_files_only=True` was given"
+            why = (
+                "offline mode is on (`HF_HUB_OFFLINE=1`)"
+                if constants.HF_HUB_OFFLINE
+                else "`local_files_only=True` was given"
+            )
             raise OSError(f"{where} and downloading is disabled: {why}.") from err
         cause = err.__cause__ or err.__context__
         detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(err).splitlines()[0]
