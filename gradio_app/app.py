@@ -1,8 +1,9 @@
 """The sefa_plugin editor: a thin Gradio UI over :class:`sefa_plugin.editor.EditorSession`.
 
-Run it locally with ``sefa app`` (or ``python gradio_app/app.py``), or as a Hugging Face Space (this folder
-is the Space: ``README.md`` front matter, ``requirements.txt``). Every action below is one call into the
-library; this file only lays out components and turns errors into readable messages.
+Run it locally with ``sefa app`` (or ``python gradio_app/app.py``), or as a Hugging Face Space: ``sefa space
+DIR`` writes this file, ``README.md`` (the Space front matter), a ``requirements.txt`` and the package itself
+into a self-contained Space folder. Every action below is one call into the library; this file only lays
+out components and turns errors into readable messages.
 
 API endpoints (``gradio_client.Client(url).predict(..., api_name=...)``): ``/setup`` (load a model and
 compute or load directions), ``/render`` (seed, truncation, samples, one strength per slider),

@@ -8,6 +8,7 @@ the remote repository exactly as it was.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import logging
 import os
@@ -19,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
-from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -115,9 +116,19 @@ def resolve_folder(
             allow_patterns=allow_patterns,
         )
     except LocalEntryNotFoundError as err:
+        where = f"`{what}` {name!r} (revision {revision or 'main'}) is not in the local Hub cache"
+        if local_files_only:
+            why = (
+                "offline mode is on (`HF_HUB_OFFLINE=1`)"
+                if constants.HF_HUB_OFFLINE
+                else "`local_files_only=True` was given"
+            )
+            raise OSError(f"{where} and downloading is disabled: {why}.") from err
+        cause = err.__cause__ or err.__context__
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(err).splitlines()[0]
         raise OSError(
-            f"`{what}` {name!r} (revision {revision or 'main'}) is not in the local Hub cache and "
-            f"downloading is disabled (offline mode or `local_files_only=True`)."
+            f"{where} and the Hub ({constants.ENDPOINT}) could not be reached ({detail}). Check the network "
+            f"connection, or download it once while online."
         ) from err
     except RepositoryNotFoundError as err:
         raise OSError(f"`{what}` {name!r}: no such repository on the Hub, or no access to it.") from err
@@ -306,33 +317,55 @@ def push_folder(
     revision: str | None = None,
     commit_message: str = "Upload with sefa_plugin",
     create_pr: bool = False,
+    repo_type: str | None = None,
+    space_sdk: str | None = None,
+    delete_patterns: list[str] | None = None,
 ) -> str:
     """Write a folder with `write(tmp_dir)` and upload it to `repo_id` as a single commit.
 
-    If the repository did not exist and the commit fails, the freshly created repository is deleted
-    again, so a failed push leaves the Hub as it was.
+    The files go in one ``create_commit`` (``upload_folder`` may split a large folder, or a failed commit,
+    into several commits). If the repository did not exist and the commit fails, the freshly created
+    repository is deleted again, so a failed push leaves the Hub as it was. `repo_type` and `space_sdk`
+    (``"space"``, ``"gradio"``) push a Space; remote files matching `delete_patterns` (``fnmatch``
+    patterns; ``.gitattributes`` is kept) that the folder does not have are deleted in the same commit.
 
     Returns:
         The URL of the commit.
     """
     check_repo_id(repo_id)
     api = HfApi(token=token)
-    existed = api.repo_exists(repo_id)
+    existed = api.repo_exists(repo_id, repo_type=repo_type)
     with tempfile.TemporaryDirectory(prefix="sefa-push-") as tmp:
         write(Path(tmp))
-        repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type, space_sdk=space_sdk)
         try:
-            info = api.upload_folder(
+            operations: list = [
+                CommitOperationAdd(path_in_repo=path.relative_to(tmp).as_posix(), path_or_fileobj=str(path))
+                for path in sorted(Path(tmp).rglob("*"))
+                if path.is_file()
+            ]
+            if delete_patterns and existed:
+                added = {op.path_in_repo for op in operations}
+                remote = api.list_repo_files(repo_url.repo_id, repo_type=repo_type, revision=revision)
+                operations += [
+                    CommitOperationDelete(path_in_repo=path)
+                    for path in remote
+                    if path != ".gitattributes"
+                    and path not in added
+                    and any(fnmatch.fnmatch(path, pattern) for pattern in delete_patterns)
+                ]
+            info = api.create_commit(
                 repo_id=repo_url.repo_id,
-                folder_path=tmp,
+                operations=operations,
                 commit_message=commit_message,
                 revision=revision,
                 create_pr=create_pr,
+                repo_type=repo_type,
             )
         except (HfHubHTTPError, EntryNotFoundError, OSError):
             if not existed:
                 try:
-                    api.delete_repo(repo_url.repo_id)
+                    api.delete_repo(repo_url.repo_id, repo_type=repo_type)
                 except HfHubHTTPError as cleanup_err:  # pragma: no cover - depends on the server
                     logger.warning("Could not delete the empty repo %s after a failed push: %s", repo_id, cleanup_err)
             raise

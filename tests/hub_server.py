@@ -9,7 +9,8 @@ against ``127.0.0.1``.
 What is implemented (``{type}`` is ``models``, ``datasets`` or ``spaces``):
 
 * ``GET /api/whoami-v2`` -- the user ``tester`` when the bearer token equals :attr:`HubServer.token`.
-* ``POST /api/repos/create``, ``DELETE /api/repos/delete`` -- 409 when the repo already exists.
+* ``POST /api/repos/create``, ``DELETE /api/repos/delete`` -- 409 when the repo already exists; a Space
+  needs an ``sdk`` (``gradio``, ``docker``, ``static``; 400 otherwise), which its repo info reports.
 * ``GET /api/{type}/{repo_id}`` and ``GET /api/{type}/{repo_id}/revision/{rev}`` -- repo info
   (``id``, ``sha``, ``siblings``, ``private``, ...; ``?blobs=true`` adds sizes and blob ids).
 * ``GET /api/{type}/{repo_id}/tree/{rev}[/{path}]`` (``?recursive=true``) and
@@ -79,6 +80,8 @@ INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 # Plural URL segment -> repo type, and repo type -> prefix used in web/resolve URLs.
 _API_REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+# The SDKs a Space can be created with (the Hub refuses a Space without one).
+_SPACE_SDKS = frozenset({"gradio", "docker", "static"})
 # Segments that may follow a repo id in an API path: used to tell `name` from `namespace/name`.
 _REPO_SUBPATHS = frozenset(
     {
@@ -160,6 +163,7 @@ class _Repo:
     repo_type: str
     repo_id: str
     private: bool
+    sdk: str | None = None  # spaces only
     created_at: datetime = field(default_factory=_now)
     commits: dict[str, Commit] = field(default_factory=dict)  # oid -> commit
     # Branch name (or "refs/pr/<num>" for pull requests) -> head oid.
@@ -300,11 +304,11 @@ class _HubState:
 
     # -- repositories ---------------------------------------------------------------------------
 
-    def create_repo(self, repo_type: str, repo_id: str, *, private: bool) -> _Repo:
+    def create_repo(self, repo_type: str, repo_id: str, *, private: bool, sdk: str | None = None) -> _Repo:
         with self._lock:
             if (repo_type, repo_id) in self._repos:
                 raise HubError(HTTPStatus.CONFLICT, f"You already created this {repo_type} repo: {repo_id}")
-            repo = _Repo(repo_type=repo_type, repo_id=repo_id, private=private)
+            repo = _Repo(repo_type=repo_type, repo_id=repo_id, private=private, sdk=sdk)
             initial = {".gitattributes": self._gitattributes} if self._gitattributes is not None else {}
             self._add_commit(repo, DEFAULT_BRANCH, initial, summary="initial commit", parent=None)
             self._repos[(repo_type, repo_id)] = repo
@@ -705,8 +709,11 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         repo_type, repo_id = self._repo_type_and_id(payload)
         private = payload.get("private") is True or payload.get("visibility") == "private"
         url = f"{self.server.hub.url}/{_URL_PREFIXES[repo_type]}{repo_id}"
+        sdk = payload.get("sdk")
+        if repo_type == "space" and sdk not in _SPACE_SDKS:
+            raise HubError(HTTPStatus.BAD_REQUEST, f"A space needs an 'sdk' among {sorted(_SPACE_SDKS)}, got {sdk!r}")
         try:
-            self.server.hub._state.create_repo(repo_type, repo_id, private=private)
+            self.server.hub._state.create_repo(repo_type, repo_id, private=private, sdk=sdk)
         except HubError as err:
             err.extra["url"] = url  # the Hub's 409 names the existing repo: `exist_ok=True` reads it
             raise
@@ -746,6 +753,8 @@ class _HubRequestHandler(BaseHTTPRequestHandler):
         }
         if repo_type == "model":
             info |= {"modelId": repo_id, "spaces": []}
+        elif repo_type == "space":
+            info |= {"sdk": repo.sdk, "runtime": {"stage": "BUILDING"}}
         return _Response.json(info)
 
     # -- routes: listing ------------------------------------------------------------------------
@@ -1109,9 +1118,12 @@ class HubServer:
         *,
         repo_type: str = "model",
         private: bool = False,
+        sdk: str | None = None,
     ) -> str:
         """Create ``repo_id`` without HTTP, optionally committing ``files``; return the head oid."""
-        repo = self._state.create_repo(repo_type, repo_id, private=private)
+        if repo_type == "space" and sdk is None:
+            sdk = "gradio"
+        repo = self._state.create_repo(repo_type, repo_id, private=private, sdk=sdk)
         if files:
             return self.commit_files(repo_id, files, repo_type=repo_type)
         return repo.branches[DEFAULT_BRANCH]

@@ -28,7 +28,7 @@ def test_demo_cli_reports_an_unwritable_folder(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert main(["demo", "--out", str(blocker / "demo"), "-k", "1"]) == 2
-    assert "`out_dir`" in capsys.readouterr().err
+    assert "`--out`" in capsys.readouterr().err  # checked before the work, naming the flag
 
 
 @pytest.mark.parametrize("k", [0, 999])

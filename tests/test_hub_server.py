@@ -333,3 +333,28 @@ def test_delete_repo(hub_env: HubEnv, uploaded: tuple[str, str]) -> None:
     with pytest.raises(RepositoryNotFoundError):
         hub_env.api.delete_repo(repo_id)
     hub_env.api.delete_repo(repo_id, missing_ok=True)
+
+
+def test_space_repos(hub_env: HubEnv, hub_server: HubServer, tmp_path: Path) -> None:
+    api = hub_env.api
+    url = api.create_repo("editor", repo_type="space", space_sdk="gradio")
+    assert url.repo_id == "tester/editor" and "/spaces/tester/editor" in str(url)
+    assert api.space_info("tester/editor").sdk == "gradio"
+    assert not hub_server.has_repo("tester/editor")  # a space, not a model
+    folder = _write_folder(tmp_path / "space", {"app.py": b"print('hi')\n", "pkg/mod.py": b"X = 1\n"})
+    api.upload_folder(repo_id="tester/editor", repo_type="space", folder_path=folder)
+    assert hub_server.repo_files("tester/editor", repo_type="space")["pkg/mod.py"] == b"X = 1\n"
+    # delete_patterns removes what the folder no longer has, in the same commit.
+    (folder / "pkg" / "mod.py").unlink()
+    api.upload_folder(repo_id="tester/editor", repo_type="space", folder_path=folder, delete_patterns=["*"])
+    files = hub_server.repo_files("tester/editor", repo_type="space")
+    assert sorted(files) == [".gitattributes", "app.py"]
+    assert len(hub_server.commits("tester/editor", repo_type="space")) == 3
+    # The Hub refuses a Space without an SDK (huggingface_hub checks it first; the raw request gets a 400).
+    response = get_session().post(
+        f"{hub_env.endpoint}/api/repos/create",
+        json={"name": "no-sdk", "type": "space"},
+        headers={"authorization": f"Bearer {hub_env.token}"},
+    )
+    assert response.status_code == 400 and "sdk" in response.json()["error"]
+    assert not hub_server.has_repo("tester/no-sdk", repo_type="space")

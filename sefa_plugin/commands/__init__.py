@@ -8,11 +8,12 @@ and turns every error into one line on stderr (``-v`` adds the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import pickle
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 from ..utils.errors import argument_names
@@ -28,6 +29,7 @@ from . import (
     import_directions,
     learn,
     push,
+    space,
     train,
 )
 from ._common import HelpFormatter
@@ -43,12 +45,15 @@ COMMANDS: tuple[ModuleType, ...] = (
     import_directions,
     edit,
     app,
+    space,
     learn,
     evaluate,
     convert,
     push,
     train,
 )
+#: The loggers whose INFO lines a command prints; other libraries' (one per HTTP request) need `-v`.
+COMMAND_LOGGERS = ("sefa_plugin",)
 #: Errors of the user's input or environment: exit status 2 and the message alone.
 USER_ERRORS = (ValueError, OSError, IndexError, KeyError, pickle.UnpicklingError)
 
@@ -72,14 +77,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def command_logging(verbose: bool) -> Iterator[None]:
+    """Unless `verbose`: INFO lines of this package only (the root logger is at WARNING, so httpx's
+    ``HTTP Request`` lines stay quiet), and diffusers' instant "Loading pipeline components..." bar is off
+    (the command's own bars are named). Undone on exit (tests call :func:`main` in-process)."""
+    if verbose:
+        yield
+        return
+    from diffusers.utils import logging as diffusers_logging
+
+    levels = {name: logging.getLogger(name).level for name in COMMAND_LOGGERS}
+    bars = diffusers_logging.is_progress_bar_enabled()
+    for name in COMMAND_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    diffusers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        if bars:
+            diffusers_logging.enable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sefa`` console script: 0 on success, 2 for bad input, 1 for anything else."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     module = args.module
     try:
-        with argument_names(module.FLAGS):
+        with argument_names(module.FLAGS), command_logging(args.verbose):
             return int(module.run(args))
     except KeyboardInterrupt:
         print(f"sefa {args.command}: interrupted", file=sys.stderr)

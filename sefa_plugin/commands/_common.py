@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from ..utils.files import check_output_folder, check_output_path  # noqa: F401  (check_output_folder: for commands)
 
 LAYER_HELP = "layer spec: all, coarse, middle, fine, 0-3, 0-1,4"
 
@@ -86,3 +89,20 @@ def save_with_preview(pipe, directions, args: argparse.Namespace) -> None:
         indices = range(min(len(directions), 5))
         preview = pipe.direction_grid(directions, indices=indices, seed=args.preview_seed, truncation_psi=psi)
     directions.save_pretrained(args.out, preview=preview)
+
+
+#: What ``--out`` of an image accepts (``save_image_atomic`` picks the format by extension).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+def check_output_file(path: str | os.PathLike, flag: str, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> None:
+    """Refuse, before any work, an output file with an unsupported extension or in a folder that cannot be written.
+
+    Example:
+
+    >>> check_output_file("walk.bmp", "--gif", (".gif",))
+    Traceback (most recent call last):
+    ...
+    ValueError: `--gif` 'walk.bmp' has an unsupported extension: it must end with one of ['.gif'].
+    """
+    check_output_path(path, flag, suffixes=extensions)

@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..pipelines import BoundaryPipeline
+    from ._common import check_output_folder
 
+    check_output_folder(args.out, "--out")
     pipe = load_pipeline(args, BoundaryPipeline)
     scorer = scores = None
     if args.scores:

@@ -26,7 +26,9 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..pipelines import SefaPipeline
+    from ._common import check_output_folder
 
+    check_output_folder(args.out, "--out")
     pipe = SefaPipeline.from_checkpoint(args.src, format=args.format)
     pipe.save_pretrained(args.out)
     g = pipe.generator

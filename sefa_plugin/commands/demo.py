@@ -25,7 +25,9 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from ._common import check_output_folder
 
+    check_output_folder(args.out, "--out")
     report = run_demo(out_dir=args.out, num_directions=args.k, layers=args.layers, seed=args.seed, model=args.model)
     for line in report.lines():
         print(line)

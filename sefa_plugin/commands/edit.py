@@ -46,8 +46,13 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..directions import Directions
     from ..utils.images import make_grid, save_gif, save_image_atomic, save_video
-    from ._common import load_pipeline
+    from ._common import check_output_file, load_pipeline
 
+    check_output_file(args.out, "--out")
+    if args.gif:
+        check_output_file(args.gif, "--gif", (".gif",))
+    if args.mp4:
+        check_output_file(args.mp4, "--mp4", (".mp4",))
     pipe = load_pipeline(args)
     directions = Directions.from_pretrained(args.directions, token=args.token, cache_dir=args.cache_dir)
     psi = pipe.default_truncation_psi if args.truncation_psi is None else args.truncation_psi

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._common import add_model_args, load_pipeline
+from ._common import add_model_args, check_output_folder, load_pipeline
 
 logger = logging.getLogger("sefa_plugin.cli")
 
@@ -47,13 +47,21 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.rescoring import rescore_directions
     from ..pipelines import GANPipeline
 
+    rescoring = not args.no_rescoring and (args.predictor or Path(DEFAULT_PREDICTOR).is_dir())
+    if args.rca_steps == 0 and not rescoring and not args.boundaries:
+        why = "`--no-rescoring`" if args.no_rescoring else f"no factor predictor (none at {DEFAULT_PREDICTOR})"
+        raise ValueError(
+            f"nothing to evaluate: `--rca-steps 0`, {why} and no `--boundaries`; give `--rca-steps N` (N > 0), "
+            f"`--boundaries DIR` or re-scoring (`--predictor DIR`)."
+        )
+    check_output_folder(args.out, "--out")
     pipe = load_pipeline(args, GANPipeline)
     boundaries = None
     if args.boundaries:
         boundaries = Directions.from_pretrained(args.boundaries, token=args.token, cache_dir=args.cache_dir)
     predictor = None
     predictor_path = args.predictor or DEFAULT_PREDICTOR
-    if not args.no_rescoring and (args.predictor or Path(DEFAULT_PREDICTOR).is_dir()):
+    if rescoring:
         from ..evaluation.predictor import FactorPredictor
 
         predictor = FactorPredictor.from_pretrained(predictor_path).to(pipe.generator.device).eval()

@@ -6,7 +6,14 @@ import argparse
 import logging
 import time
 
-from ._common import LAYER_HELP, add_model_args, add_preview_args, load_pipeline, save_with_preview
+from ._common import (
+    LAYER_HELP,
+    add_model_args,
+    add_preview_args,
+    check_output_folder,
+    load_pipeline,
+    save_with_preview,
+)
 
 logger = logging.getLogger("sefa_plugin.cli")
 
@@ -35,6 +42,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_folder(args.out, "--out")
     pipe = load_pipeline(args)
     t0 = time.perf_counter()
     directions = pipe.factorize(layers=args.layers, num_directions=args.k, normalize=not args.no_normalize)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 
-from ._common import LAYER_HELP, add_model_args, add_preview_args, default_of, load_pipeline, save_with_preview
+from ._common import (
+    LAYER_HELP,
+    add_model_args,
+    add_preview_args,
+    check_output_folder,
+    default_of,
+    load_pipeline,
+    save_with_preview,
+)
 
 logger = logging.getLogger("sefa_plugin.cli")
 
@@ -56,17 +63,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..pipelines import GANSpacePipeline
 
+    check_output_folder(args.out, "--out")
     pipe = load_pipeline(args, GANSpacePipeline)
-    t0 = time.perf_counter()
     directions = pipe.fit(
         num_samples=args.num_samples,
         num_components=args.k,
         batch_size=args.batch_size,
         layers=args.layers,
         generator=torch.Generator().manual_seed(args.seed),
-    )
-    logger.info(
-        "GANSpace: %d components from %d samples in %.1f s", len(directions), args.num_samples, time.perf_counter() - t0
     )
     save_with_preview(pipe, directions, args)
     for i in range(len(directions)):

@@ -45,7 +45,9 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..directions.importers import import_directions
     from ..pipelines import GANPipeline
+    from ._common import check_output_folder
 
+    check_output_folder(args.out, "--out")
     generator = load_pipeline(args, GANPipeline).generator if args.model else None
     directions = import_directions(
         args.file, format=args.format, latent_space=args.latent_space, layers=args.layers, generator=generator

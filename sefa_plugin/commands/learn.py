@@ -92,7 +92,11 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..hub import atomic_folder
     from ..pipelines import LatentDiscoveryPipeline
+    from ._common import check_output_folder
 
+    check_output_folder(args.out, "--out")
+    if args.checkpoint_dir:
+        check_output_folder(args.checkpoint_dir, "--checkpoint-dir")
     pipe = load_pipeline(args, LatentDiscoveryPipeline)
     checkpoint_dir = args.checkpoint_dir or str(Path(args.out) / "checkpoint")
     out = pipe.train(

@@ -89,6 +89,11 @@ def register(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..training import RESUME_OVERRIDABLE, Trainer, TrainingConfig
+    from ._common import check_output_folder
+
+    check_output_folder(args.run_dir, "--run-dir")
+    if args.export:
+        check_output_folder(args.export, "--export")
 
     given = {  # flags without a default of their own: the configuration's defaults apply
         k: getattr(args, k)

@@ -47,6 +47,21 @@ METHOD_NAMES = {
 }
 
 
+#: How many labels ``repr(directions)`` shows.
+_REPR_LABELS = 3
+
+
+def _layer_text(layers: Sequence[int]) -> str:
+    """``[0, 1, 2, 3, 6]`` → ``"0-3,6"`` (runs of consecutive layers as ranges, the layer-spec syntax)."""
+    runs: list[list[int]] = []
+    for i in layers:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 class DirectionsMismatchError(ValueError):
     """Raised when directions are used with a generator they do not fit."""
 
@@ -165,6 +180,23 @@ class Directions:
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
+
+    def __repr__(self) -> str:
+        """One line: method, K, latent space and width, layers, the first labels (never the tensors).
+
+        Example:
+
+        >>> import torch
+        >>> labels = ["pose", "hue", "size", "light"]
+        >>> Directions(vectors=torch.eye(8)[:4], method="sefa", latent_space="w+", layers=[0, 1, 2, 3], labels=labels)
+        Directions(method='sefa', K=4, latent_space='w+', dim=8, layers=0-3, labels=['pose', 'hue', 'size', …])
+        """
+        shown = ", ".join(repr(label) for label in self.labels[:_REPR_LABELS])
+        more = ", …" if len(self.labels) > _REPR_LABELS else ""
+        return (
+            f"Directions(method={self.method!r}, K={len(self)}, latent_space={self.latent_space!r}, "
+            f"dim={self.latent_dim}, layers={_layer_text(self.layers)}, labels=[{shown}{more}])"
+        )
 
     @property
     def latent_dim(self) -> int:

@@ -67,6 +67,16 @@ def _check_num_components(num_components: int, dim: int) -> int:
     return num_components
 
 
+def _check_enough_samples(num_samples: int, num_components: int) -> None:
+    """PCA of n samples has at most n - 1 nonzero components: the rest would be saved as rounding noise."""
+    if isinstance(num_samples, int) and not isinstance(num_samples, bool) and num_samples <= num_components:
+        raise ValueError(
+            f"`num_samples`={num_samples} must be greater than `num_components`={num_components}: the PCA of n "
+            f"samples has at most n - 1 components with nonzero variance (the rest would be noise). Sample more "
+            f"latents (the paper: 10⁶) or keep fewer components."
+        )
+
+
 def _check_positive_int(value: int, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"`{name}` must be an int ≥ {minimum}, got {value!r}.")
@@ -335,6 +345,7 @@ def ganspace_w(
             f"(latent_space 'w+'); use ganspace_z for z-input generators."
         )
     _check_num_components(num_components, gan.latent_dim)
+    _check_enough_samples(num_samples, num_components)
     pca = stream_latent_pca(
         gan, num_samples, batch_size=batch_size, generator=generator, progress=progress, max_samples=max_samples
     )
@@ -377,6 +388,7 @@ def ganspace_z(
         )
     edim = gan.editable_latent_dim
     _check_num_components(num_components, edim)
+    _check_enough_samples(num_samples, num_components)
     pca = stream_latent_pca(
         gan, num_samples, batch_size=batch_size, generator=generator, progress=progress, max_samples=max_samples
     )

@@ -115,7 +115,9 @@ def reconstructor_classification_accuracy(
     trainer = LatentDiscoveryTrainer(
         generator, config, checkpoint_dir=checkpoint_dir, device=device, vectors=directions.vectors
     )
-    trainer.train(steps, checkpoint_every=max(steps // 10, 100), progress_bar=getattr(pipe, "progress_bar", None))
+    named = getattr(pipe, "named_progress", None)
+    progress_bar = named("RCA reconstructor") if named is not None else None
+    trainer.train(steps, checkpoint_every=max(steps // 10, 100), progress_bar=progress_bar)
     accuracy, per_direction = trainer.evaluate(num_batches=eval_batches, batch_size=batch_size)
     seconds = time.perf_counter() - t0
     logger.info(

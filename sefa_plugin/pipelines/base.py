@@ -8,6 +8,7 @@ remote ids), and its ``__call__`` renders every (seed × strength) combination a
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
+from tqdm.auto import tqdm
 
 # Diffusers >= 0.42.1 no longer imports the library named in model_index.json: import every module
 # that defines a component class so that loading can find them.
@@ -73,6 +75,37 @@ class GANPipeline(DiffusionPipeline):
             )
         self.register_modules(generator=generator)
         self.source: dict[str, Any] = {}
+
+    def progress_bar(self, iterable=None, total=None, desc: str | None = None):
+        """diffusers' progress bar, named `desc` unless ``set_progress_bar_config(desc=...)`` names it.
+
+        Example:
+
+        >>> import io
+        >>> from sefa_plugin import DEFAULT_MODEL, SefaPipeline
+        >>> pipe = SefaPipeline.from_pretrained(DEFAULT_MODEL)
+        >>> pipe.set_progress_bar_config(file=io.StringIO())
+        >>> pipe.progress_bar(range(3), desc="render").desc
+        'render'
+        """
+        config = getattr(self, "_progress_bar_config", None) or {}
+        if not isinstance(config, dict):
+            raise ValueError(f"`self._progress_bar_config` should be of type `dict`, but is {type(config)}.")
+        config = dict(config)
+        if desc:
+            config.setdefault("desc", desc)
+        if "disable" not in config:  # as diffusers: only the first process of a distributed run shows bars
+            dist = torch.distributed
+            config["disable"] = dist.is_available() and dist.is_initialized() and dist.get_rank() != 0
+        if iterable is not None:
+            return tqdm(iterable, **config)
+        if total is not None:
+            return tqdm(total=total, **config)
+        raise ValueError("Either `total` or `iterable` has to be defined.")
+
+    def named_progress(self, desc: str):
+        """This pipeline's :meth:`progress_bar` named `desc`, for code that takes a ``tqdm``-like callable."""
+        return functools.partial(self.progress_bar, desc=desc)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -480,7 +513,7 @@ class GANPipeline(DiffusionPipeline):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
         chunks = []
-        for start in self.progress_bar(range(0, latents.shape[0], batch_size)):
+        for start in self.progress_bar(range(0, latents.shape[0], batch_size), desc="render"):
             chunks.append(self.generator.synthesize(latents[start : start + batch_size], noise_mode=noise_mode).cpu())
         images = torch.cat(chunks)
         if output_type == "pil":

@@ -86,7 +86,7 @@ class BoundaryPipeline(GANPipeline):
         """Render `latents` ``[N, D]`` in batches and score them: ``[N, A]`` float64."""
         g = self.generator
         parts: list[np.ndarray] = []
-        for start in self.progress_bar(range(0, latents.shape[0], batch_size)):
+        for start in self.progress_bar(range(0, latents.shape[0], batch_size), desc="score samples"):
             batch = latents[start : start + batch_size]
             images = g.synthesize(batch.unsqueeze(1).expand(-1, g.num_ws, -1), noise_mode="const")
             out = scorer(images)

@@ -95,7 +95,7 @@ class GANSpacePipeline(GANPipeline):
         t0 = time.perf_counter()
         result = core(
             g, num_samples=num_samples, num_components=num_components, batch_size=batch_size,
-            generator=generator, progress=self.progress_bar, max_samples=max_samples,
+            generator=generator, progress=self.named_progress("GANSpace samples"), max_samples=max_samples,
         )  # fmt: skip
         logger.info("GANSpace: %d components from %d samples in %.1f s", num_components, num_samples,
                     time.perf_counter() - t0)  # fmt: skip

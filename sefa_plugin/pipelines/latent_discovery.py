@@ -117,7 +117,8 @@ class LatentDiscoveryPipeline(GANPipeline):
         )  # fmt: skip
         # 1. Train (or resume) the direction matrix and the reconstructor.
         trainer = LatentDiscoveryTrainer(g, config, checkpoint_dir=checkpoint_dir, device=device)
-        stats = trainer.train(steps, checkpoint_every=checkpoint_every, progress_bar=self.progress_bar)
+        progress_bar = self.named_progress("latent discovery")
+        stats = trainer.train(steps, checkpoint_every=checkpoint_every, progress_bar=progress_bar)
         logger.info("latent discovery: %d steps in %.1f s of training", trainer.step, trainer.wall_seconds)
         # 2. Measure the reconstructor on fresh batches.
         accuracy, per_direction = float("nan"), None

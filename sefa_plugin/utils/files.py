@@ -77,7 +77,9 @@ def check_output_path(path: str | os.PathLike, what: str = "path", suffixes: Seq
     """
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise ValueError(f"`{what}` {str(path)!r} must end with one of {sorted(suffixes)}.")
+        raise ValueError(
+            f"`{what}` {str(path)!r} has an unsupported extension: it must end with one of {sorted(suffixes)}."
+        )
     if path.is_dir():
         raise IsADirectoryError(f"`{what}` {str(path)!r} is a folder; give a file name.")
     _probe_writable(_nearest_existing(path.parent), what, path)

@@ -264,8 +264,6 @@ def test_space_folder_is_valid():
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
     assert meta["sdk_version"] == gr.__version__
     assert (APP_DIR / meta["app_file"]).is_file()
-    requirements = (APP_DIR / "requirements.txt").read_text(encoding="utf-8")
-    assert "gradio" in requirements and "sefa_plugin" in requirements and "torch" in requirements
     assert json.dumps(meta)  # plain strings only
 
 
