@@ -73,6 +73,10 @@ EMBEDDED_NAMES = ("", "embedded", "default")
 #: Checkpoint suffixes converted with :func:`sefa_plugin.convert.convert_checkpoint`.
 CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth")
 MAX_SEED = 2**32 - 1
+#: The most latents the editor's GANSpace samples (a request beyond is refused before any work); a hosted
+#: editor, shared by its visitors, allows fewer.
+MAX_GANSPACE_SAMPLES = 1_000_000
+HOSTED_MAX_GANSPACE_SAMPLES = 100_000
 #: Walk export formats.
 WALK_FORMATS = ("gif", "mp4")
 #: The editor's words for the pipeline's arguments (its sliders are the per-direction `strengths`).
@@ -402,6 +406,7 @@ class EditorSession:
                 raise ValueError(f"`num_samples` must be an int ≥ {max(k, 2)}, got {num_samples!r}.")
             pipe = GANSpacePipeline.from_pipe(self.pipe)
             directions = pipe.fit(
+                max_samples=MAX_GANSPACE_SAMPLES if self.allow_local else HOSTED_MAX_GANSPACE_SAMPLES,
                 num_samples=int(num_samples),
                 num_components=k,
                 batch_size=min(10_000, int(num_samples)),

@@ -304,3 +304,32 @@ def test_class_label_of_a_conditional_model(tmp_path):
             s.set_class_label(2)
     finally:
         s.close()
+
+
+def test_ganspace_sample_counts_are_bounded_before_any_work():
+    import time
+
+    hosted = EditorSession(allow_local=False)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"`num_samples` must be an int in \[2, 100000\]"):
+        hosted.compute_directions("ganspace", num_directions=3, num_samples=10**12)
+    with pytest.raises(ValueError, match=r"`num_samples` must be an int in \[2, 1000000\]"):
+        EditorSession().compute_directions("ganspace", num_directions=3, num_samples=10**7)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_hosted_editor_never_reads_local_folders(tmp_path, monkeypatch):
+    from sefa_plugin import DEFAULT_MODEL, SefaPipeline
+
+    monkeypatch.chdir(tmp_path)
+    SefaPipeline.from_pretrained(DEFAULT_MODEL).save_pretrained(tmp_path / "org" / "model")
+    hosted = EditorSession(allow_local=False)
+    # "org/model" exists here as a folder, "org/other" does not: both are Hub ids, refused alike offline.
+    errors = []
+    for name in ("org/model", "org/other"):
+        with pytest.raises(OSError) as info:
+            hosted.load_model(name)
+        errors.append(str(info.value).replace(name, "NAME"))
+    assert errors[0] == errors[1]
+    with pytest.raises(ValueError, match="must be a Hub repo id"):
+        hosted.load_model("./org/model")

@@ -61,16 +61,17 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from ..pipelines import BoundaryPipeline
+    from ..utils.arrays import load_array_file
     from ._common import check_output_folder
 
     check_output_folder(args.out, "--out")
     pipe = load_pipeline(args, BoundaryPipeline)
     scorer = scores = None
     if args.scores:
-        scores = np.load(args.scores, allow_pickle=False)
+        scores = load_array_file(args.scores, "--scores")
+        if isinstance(scores, dict):
+            raise ValueError(f"`--scores` {args.scores!r} must be one .npy array [N] or [N, A], not an .npz archive.")
     elif args.predictor:
         from ..evaluation.predictor import FactorPredictor
 

@@ -689,6 +689,8 @@ class GANPipeline(DiffusionPipeline):
 
 #: The most frames :meth:`GANPipeline.walk_frames` renders.
 MAX_FRAMES = 240
+#: The most strengths one call sweeps (each is one image per latent).
+MAX_STRENGTHS = 1024
 
 
 def _steps(directions: Directions, num: int) -> list[float]:
@@ -711,6 +713,8 @@ def _sweep(
         held = list(edit_strengths or [])
         return [float(held[index] or 0.0) if isinstance(index, int) and 0 <= index < len(held) else 0.0]
     values = [float(s) for s in ([strengths] if isinstance(strengths, int | float) else strengths)]
+    if len(values) > MAX_STRENGTHS:
+        raise ValueError(f"`strengths` holds {len(values)} values; at most {MAX_STRENGTHS} per call.")
     if not values or any(not math.isfinite(s) for s in values):
         raise ValueError(f"`strengths` must be a non-empty list of finite numbers, got {values}.")
     return values
