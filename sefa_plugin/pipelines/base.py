@@ -129,6 +129,9 @@ class GANPipeline(DiffusionPipeline):
                 f"loaded; its weights are missing or corrupt ({err})"
             ) from err
         pipe.source = source
+        # Fingerprint the weights once, as loaded (the hash of every tensor is the largest part of a first
+        # `provenance()`); it is cached until any weight changes, so factorizing and saving reuse it.
+        weights_sha256(pipe.generator)
         return pipe
 
     @classmethod
