@@ -6,9 +6,10 @@ z_dim = w_dim = 512, 8 mapping layers. For each resolution it renders a batch (`
 ``torch.inference_mode``) with every modulated convolution fused (per-sample modulated weights), every
 one unfused (styles on the activations, one shared convolution, demodulation after), and the default
 per-layer choice (:func:`~sefa_plugin.models.stylegan2.prefer_fused_modconv`), interleaved, `--repeats`
-rounds after one warm-up each, and prints the median images/s, GFLOP/s and the time over the time the
-same FLOPs take in a plain float32 4096³ matmul measured in the same run ("× limit"; 1.0 would be
-the matmul's rate).
+rounds after one warm-up each, and prints the median images/s, GFLOP/s and "× limit": the run's time
+over the time the same FLOPs take at the rate of a plain float32 2048³ matmul measured right before
+that run (the median of the per-run ratios; 1.0 would be the matmul's rate; 4096³ products are
+printed at the start and the end to show how much the machine's load drifted).
 
 FLOPs counted per image: 2 · multiply-adds of every convolution (an upsampling convolution at its
 input resolution, as a transposed convolution does it), of the ToRGB layers and of the mapping and
@@ -61,7 +62,7 @@ def flops_per_image(g: StyleGAN2Generator) -> float:
     return total
 
 
-def bench_resolution(resolution: int, repeats: int, peak: float, batch: int | None) -> None:
+def bench_resolution(resolution: int, repeats: int, batch: int | None) -> None:
     channel_base, default_batch = SIZES[resolution]
     batch = batch or default_batch
     g = config_f(resolution, channel_base)
@@ -71,11 +72,14 @@ def bench_resolution(resolution: int, repeats: int, peak: float, batch: int | No
         ws = g.sample_latents(z)
         outputs = {name: g.synthesis(ws, noise_mode="const", fused_modconv=f) for name, f in VARIANTS.items()}
         times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+        ratios: dict[str, list[float]] = {name: [] for name in VARIANTS}
         for _ in range(repeats):
             for name, fused in VARIANTS.items():
+                rate = matmul_gflops(2048)  # the limit right before this run: the machine's load drifts
                 start = time.perf_counter()
                 g.synthesis(ws, noise_mode="const", fused_modconv=fused)
                 times[name].append(time.perf_counter() - start)
+                ratios[name].append(times[name][-1] / (batch * flops / (rate * 1e9)))
     diff = max(float((outputs[k] - outputs["unfused"]).abs().max()) for k in VARIANTS)
     chosen = sum(
         prefer_fused_modconv(layer.weight.shape[1], layer.weight.shape[0], layer.weight.shape[2], in_res)
@@ -84,12 +88,14 @@ def bench_resolution(resolution: int, repeats: int, peak: float, batch: int | No
     print(f"{resolution}² (channel_base {channel_base}), batch {batch}, {flops / 1e9:.1f} GFLOP per image, "
           f"median of {repeats}; mix = {chosen} of {len(modulated_layers(g))} layers fused; "
           f"max |Δ| between variants {diff:.1e}")  # fmt: skip
-    print(f"  {'variant':<15s} {'s/batch':>8s} {'images/s':>9s} {'GFLOP/s':>8s} {'× limit':>8s}   runs (s)")
+    print(f"  {'variant':<15s} {'s/batch':>8s} {'images/s':>9s} {'GFLOP/s':>8s} {'× limit':>8s}   runs (s; × limit)")
     for name, ts in times.items():
         med = statistics.median(ts)
         rate = batch * flops / med / 1e9
-        runs = ", ".join(f"{t:.2f}" for t in ts)
-        print(f"  {name:<15s} {med:8.2f} {batch / med:9.3f} {rate:8.1f} {peak / rate:8.2f}   {runs}")
+        runs = ", ".join(f"{t:.2f}; {r:.2f}" for t, r in zip(ts, ratios[name], strict=True))
+        print(
+            f"  {name:<15s} {med:8.2f} {batch / med:9.3f} {rate:8.1f} {statistics.median(ratios[name]):8.2f}   {runs}"
+        )
 
 
 def bench_layers(resolution: int, repeats: int, batch: int | None) -> None:
@@ -134,7 +140,7 @@ def main() -> None:
     peak = statistics.median(peaks)
     print(f"plain float32 matmul 4096³: {peak:.1f} GFLOP/s (median of 3: " + ", ".join(f"{p:.0f}" for p in peaks) + ")")
     for resolution in args.sizes:
-        bench_resolution(resolution, args.repeats, peak, args.batch)
+        bench_resolution(resolution, args.repeats, args.batch)
         if args.per_layer:
             bench_layers(resolution, args.repeats, args.batch)
     peaks = [matmul_gflops() for _ in range(3)]
