@@ -141,7 +141,8 @@ def modulated_conv2d(
     if activation == "lrelu":
         x = F.leaky_relu_(x, 0.2)
     if clamp is not None and clamp >= 0:
-        x = x.clamp_(-clamp, clamp)
+        # Not in place under autograd: the in-place leaky ReLU's backward needs its output unchanged.
+        x = x.clamp(-clamp, clamp) if x.requires_grad else x.clamp_(-clamp, clamp)
     return x
 
 
