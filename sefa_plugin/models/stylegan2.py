@@ -43,9 +43,10 @@ def prefer_fused_modconv(in_channels: int, out_channels: int, kernel_size: int, 
     Fused, each sample's modulated weight ``[O, I, k, k]`` is built and the activations are touched only
     by the convolution; unfused, the weight is shared and the activations take two extra passes (scaled
     by the styles before, by the demodulation after). Fused wins where the weight is smaller than an
-    input feature map, ``O·k² ≤ H·W``: measured on a 2-core AVX-512 Xeon (oneDNN, channels-last,
-    ``benchmarks/bench_generation.py``), fused was 1.2–2.3× faster from 128² up and in every ToRGB, unfused
-    1.1–1.8× faster at 4²–64² with 512 channels (see benchmarks/RESULTS.md).
+    input feature map, ``O·k² ≤ H·W``. Measured per layer on a 2-core AVX-512 Xeon (oneDNN, channels-last,
+    ``benchmarks/bench_generation.py --per-layer``, 1024² config-F, batch 2): unfused was 1.1–2.4× faster
+    at 4²–32² with 512 channels, the two tied within noise around 64²–128², fused was up to 1.6× faster
+    for the 3×3 layers above and 2–4× for ToRGB from 128² up (see benchmarks/RESULTS.md).
     """
     return out_channels * kernel_size * kernel_size <= in_resolution * in_resolution
 
