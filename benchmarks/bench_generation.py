@@ -5,7 +5,7 @@ channel_base 16384 (≈ 30 GFLOP per image) and 1024² with channel_base 32768 (
 z_dim = w_dim = 512, 8 mapping layers. For each resolution it renders a batch (``noise_mode="const"``,
 ``torch.inference_mode``) with every modulated convolution fused (per-sample modulated weights), every
 one unfused (styles on the activations, one shared convolution, demodulation after), and the default
-per-layer choice (:func:`~sefa_plugin.models.stylegan2.prefer_fused_modconv`), interleaved, `--repeats`
+per-layer choice (:func:`~sefa_plugin.models.modconv.prefer_fused_modconv`), interleaved, `--repeats`
 rounds after one warm-up each, and prints the median images/s, GFLOP/s and "× limit": the run's time
 over the time the same FLOPs take at the rate of a plain float32 2048³ matmul measured right before
 that run (the median of the per-run ratios; 1.0 would be the matmul's rate; 4096³ products are
@@ -35,7 +35,8 @@ import torch
 from bench_factorize import config_f, matmul_gflops, print_header
 
 from sefa_plugin.models import StyleGAN2Generator
-from sefa_plugin.models.stylegan2 import SynthesisLayer, ToRGBLayer, prefer_fused_modconv
+from sefa_plugin.models.modconv import prefer_fused_modconv
+from sefa_plugin.models.stylegan2 import SynthesisLayer, ToRGBLayer
 
 SIZES = {256: (16384, 8), 1024: (32768, 2)}  # resolution: (channel_base, batch)
 VARIANTS = {"fused": True, "unfused": False, "per-layer mix": None}

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from factories import tiny_stylegan2
 
+from sefa_plugin.models.modconv import modulated_conv2d, prefer_fused_modconv
 from sefa_plugin.models.ops import bias_act, conv2d_up2, fir2d, make_resample_filter, upfirdn2d, upsample2d
-from sefa_plugin.models.stylegan2 import modulated_conv2d, prefer_fused_modconv
 
 
 def reference_layer(x, weight, styles, noise, up, f, demodulate, bias, activation, gain, clamp):
