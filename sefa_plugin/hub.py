@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -37,24 +38,47 @@ from .utils.files import (  # noqa: F401  (file_sha256: re-exported)
     stale_temporaries,
     temporary_name,
 )
+from .utils.tensor_state import TensorsSnapshot
 
 logger = logging.getLogger(__name__)
 
 LIBRARY_NAME = "sefa_plugin"
+
+# module -> (snapshot of its tensors, fingerprint); weak keys, so a cached module can still be freed.
+_WEIGHTS_SHA256: weakref.WeakKeyDictionary[torch.nn.Module, tuple[TensorsSnapshot, str]] = weakref.WeakKeyDictionary()
 
 
 def weights_sha256(module: torch.nn.Module) -> str:
     """A SHA-256 fingerprint of a module's parameters and buffers (names, shapes, dtypes and bytes).
 
     It identifies the weights independently of the file format, so direction files can record which
-    generator they were computed on.
+    generator they were computed on. It always describes the tensors in memory: it is computed once and
+    then reused for as long as every tensor of the module is the same object on the same storage with
+    the same version counter (:class:`~sefa_plugin.utils.tensor_state.TensorsSnapshot`), so any
+    in-place write (``copy_``, ``load_state_dict``, an optimizer step), replaced parameter, ``.to()`` or
+    ``.half()`` makes the next call hash again. Writes that bypass version counters (through
+    ``param.data`` or a NumPy view) are not seen: call :func:`forget_weights_sha256` after those.
     """
+    state = module.state_dict(keep_vars=True)
+    cached = _WEIGHTS_SHA256.get(module)
+    if cached is not None and cached[0].matches(state):
+        return cached[1]
+    snapshot = TensorsSnapshot.of(state)  # taken before hashing: the digest is of exactly this state
     h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}|{list(t.shape)}|{t.dtype}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+        if t.numel():
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))  # the tensor's bytes, not copied
+    digest = h.hexdigest()
+    if snapshot is not None:
+        _WEIGHTS_SHA256[module] = (snapshot, digest)
+    return digest
+
+
+def forget_weights_sha256(module: torch.nn.Module) -> None:
+    """Drop the cached :func:`weights_sha256` of `module` (after writing its weights through ``.data``)."""
+    _WEIGHTS_SHA256.pop(module, None)
 
 
 def resolve_folder(

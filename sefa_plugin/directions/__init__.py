@@ -5,7 +5,7 @@ from .container import Directions, DirectionsMismatchError
 from .ganspace import StreamingPCA
 from .importers import IMPORT_FORMATS, import_directions
 from .layers import parse_layers
-from .sefa import sefa_factorize
+from .sefa import sefa_eigh, sefa_factorize, sefa_gram
 
 __all__ = [
     "IMPORT_FORMATS",
@@ -16,5 +16,7 @@ __all__ = [
     "import_directions",
     "parse_layers",
     "project_orthogonal",
+    "sefa_eigh",
     "sefa_factorize",
+    "sefa_gram",
 ]

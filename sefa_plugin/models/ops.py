@@ -98,10 +98,30 @@ def upfirdn2d(
     return x
 
 
+def fir2d(
+    x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Filter every channel with the 2-D FIR `f` and `pad` zeros on each side (+ an optional bias per channel).
+
+    The same result as ``upfirdn2d(x, f, padding=(pad,) * 4, gain=gain)`` (plus `bias`), as one depthwise
+    convolution: no padded copy, and with channels-last inputs oneDNN's fast depthwise kernel.
+    """
+    c = x.shape[1]
+    kernel = (f * gain).flip([0, 1]).to(x.dtype)  # flipped: a convolution, not a correlation
+    return F.conv2d(x, kernel[None, None].expand(c, 1, *f.shape), bias=bias, padding=pad, groups=c)
+
+
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     """2× FIR upsampling that keeps the image centred (used on the skip RGB path)."""
     fh = f.shape[0]
     p0, p1 = (fh + up - 1) // 2, (fh - up) // 2
+    if f.ndim == 2 and up == 2 and p1 == p0 - 1:
+        # Zero insertion, padding and the filter in one depthwise transposed convolution (stride 2): output
+        # pixel j reads x[i] through f[fh - 1 - p0 + j - 2i], which is conv_transpose2d's k[j + P - 2i]
+        # with k = f unflipped and P = fh - 1 - p0; the output size 2H + 2·p0 - fh is 2H when p1 = p0 - 1.
+        c = x.shape[1]
+        kernel = (f * (up * up)).to(x.dtype)[None, None].expand(c, 1, *f.shape)
+        return F.conv_transpose2d(x, kernel, stride=2, padding=fh - 1 - p0, groups=c)
     return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up)
 
 
@@ -112,11 +132,13 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tenso
     return upfirdn2d(x, f, down=down, padding=(p0, p1, p0, p1))
 
 
-def conv2d_up2(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: int = 1) -> torch.Tensor:
-    """3×3 convolution fused with 2× upsampling, as NVIDIA's ``conv2d_resample(up=2)``.
+def conv2d_up2(
+    x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: int = 1, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """3×3 convolution fused with 2× upsampling, as NVIDIA's ``conv2d_resample(up=2)`` (+ an optional bias).
 
     A stride-2 transposed convolution followed by the FIR filter `f`. `weight` has the usual conv
-    layout ``[out, in/groups, k, k]``.
+    layout ``[out, in/groups, k, k]``; `bias` ``[out]`` is added after the filter, in the same pass.
     """
     out_ch, in_per_group, kh, kw = weight.shape
     if groups == 1:
@@ -129,7 +151,10 @@ def conv2d_up2(x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, groups: i
     # Padding of NVIDIA's `conv2d_resample` for up=2, padding=k//2: its transposed conv plus FIR crop.
     p0 = kw // 2 + (fh + 1) // 2 - (kw - 1)
     p1 = kw // 2 + (fh - 2) // 2 - (kw - 2)
-    return upfirdn2d(x, f, padding=(p0, p1, p0, p1), gain=4)
+    if f.ndim == 2 and p0 == p1 >= 0:
+        return fir2d(x, f, p0, gain=4, bias=bias)
+    x = upfirdn2d(x, f, padding=(p0, p1, p0, p1), gain=4)
+    return x if bias is None else x + bias.reshape(1, -1, 1, 1)
 
 
 class FullyConnectedLayer(nn.Module):

@@ -180,6 +180,9 @@ class GANPipeline(DiffusionPipeline):
             ) from err
         check_loaded_weights(pipe.generator, f"`pretrained_model_name_or_path` {str(pretrained_model_name_or_path)!r}")
         pipe.source = source
+        # Fingerprint the weights once, as loaded (the hash of every tensor is the largest part of a first
+        # `provenance()`); it is cached until any weight changes, so factorizing and saving reuse it.
+        weights_sha256(pipe.generator)
         return pipe
 
     @classmethod

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sefa_plugin.directions import sefa_factorize
+from sefa_plugin.directions import sefa_eigh, sefa_factorize, sefa_gram
 from sefa_plugin.directions.sefa import _fix_signs
 from sefa_plugin.models import PGGANGenerator, StyleGAN2Generator
 
@@ -189,3 +189,41 @@ def test_bad_weights(weights, match):
 def test_bad_normalize():
     with pytest.raises(ValueError, match="`normalize`"):
         sefa_factorize([torch.randn(4, 3)], normalize="yes")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- split core
+def test_gram_of_layers_is_the_sum_of_their_grams_and_eigh_of_it_is_factorize():
+    gen = torch.Generator().manual_seed(4)
+    layers = [torch.randn(n, 12, generator=gen) for n in (5, 9, 3)]
+    for normalize in (True, False):
+        total = sum(sefa_gram([w], normalize=normalize) for w in layers)
+        assert torch.allclose(total, sefa_gram(layers, normalize=normalize), rtol=1e-5, atol=1e-5)
+        vectors, values = sefa_eigh(total, num_directions=4)
+        ref_vectors, ref_values = sefa_factorize(layers, normalize=normalize, num_directions=4)
+        assert torch.allclose(values, ref_values, rtol=1e-5)
+        assert torch.allclose(vectors, ref_vectors, atol=1e-4)
+
+
+def test_top_few_directions_agree_with_the_full_decomposition():
+    # num_directions ≤ latent_dim / 8 takes the partial solver (LAPACK syevr on an index range).
+    a = torch.randn(300, 128, generator=torch.Generator().manual_seed(5)) * torch.linspace(0.2, 3.0, 128)
+    gram = sefa_gram([a])
+    all_vectors, all_values = sefa_eigh(gram)
+    vectors, values = sefa_eigh(gram, num_directions=16)
+    assert vectors.shape == (16, 128) and vectors.dtype == values.dtype == torch.float32
+    assert torch.allclose(values, all_values[:16], rtol=1e-5)
+    assert torch.allclose(vectors, all_vectors[:16], atol=1e-4)  # same sign convention, same lines
+
+
+@pytest.mark.parametrize(
+    "gram,match",
+    [
+        (torch.ones(3, 4), "square"),
+        (torch.ones(3), "square"),
+        ("gram", "square"),
+        (torch.full((2, 2), float("nan")), "NaN"),
+    ],
+)
+def test_bad_gram(gram, match):
+    with pytest.raises(ValueError, match=match):
+        sefa_eigh(gram)

@@ -8,6 +8,7 @@ import torch
 from factories import tiny_stylegan2 as _tiny
 
 from sefa_plugin import Directions, DirectionsMismatchError, SefaPipeline, StyleGAN2Generator
+from sefa_plugin.directions import sefa_factorize
 from sefa_plugin.models import PGGANGenerator
 
 
@@ -38,6 +39,37 @@ def test_factorize_returns_sorted_unit_directions(pipe):
 def test_factorize_layer_specs(pipe, spec, expected):
     d = pipe.factorize(layers=spec, num_directions=3)
     assert d.layers == (expected or pipe.generator.layer_groups()["coarse"])
+
+
+def test_cached_layer_grams_give_the_direct_factorization_for_every_selection(pipe, monkeypatch):
+    g = pipe.generator
+    calls = []
+    latent_weights = g.latent_weights
+    monkeypatch.setattr(g, "latent_weights", lambda layers: calls.append(list(layers)) or latent_weights(layers))
+    for spec in ("all", "0-1", [2, 4], "fine", "all"):
+        d = pipe.factorize(layers=spec, num_directions=4)
+        vectors, values = sefa_factorize(latent_weights(d.layers), num_directions=4)
+        assert torch.allclose(d.values, values, rtol=1e-5)
+        assert torch.allclose(d.vectors, vectors, atol=1e-4)
+    assert calls == [list(range(g.num_ws))]  # each layer's Gram matrix was computed once
+    pipe.factorize(num_directions=4, normalize=False)
+    assert len(calls) == 2  # the unnormalised ones are other matrices
+
+
+def test_a_weight_change_reaches_the_next_factorization(pipe):
+    before = pipe.factorize(layers="0-2", num_directions=3)
+    affine = pipe.generator.style_affines()[1]
+    with torch.no_grad():
+        affine.weight[:4].add_(torch.randn(4, affine.weight.shape[1]))  # in place, through a view
+    after = pipe.factorize(layers="0-2", num_directions=3)
+    vectors, values = sefa_factorize(pipe.generator.latent_weights([0, 1, 2]), num_directions=3)
+    assert not torch.allclose(before.values, after.values)
+    assert torch.allclose(after.values, values, rtol=1e-5) and torch.allclose(after.vectors, vectors, atol=1e-4)
+    assert after.base_model["weights_sha256"] != before.base_model["weights_sha256"]
+    pipe.generator = tiny_stylegan2(seed=7)  # another generator: nothing of the first one is reused
+    other = pipe.factorize(layers="0-2", num_directions=3)
+    vectors, _ = sefa_factorize(pipe.generator.latent_weights([0, 1, 2]), num_directions=3)
+    assert torch.allclose(other.vectors, vectors, atol=1e-4)
 
 
 def test_call_shapes_order_and_determinism(pipe):
