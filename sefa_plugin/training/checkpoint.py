@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from ..utils.files import atomic_file
+
 __all__ = ["append_log", "load_checkpoint", "save_checkpoint_atomic"]
 
 
@@ -32,14 +34,9 @@ def save_checkpoint_atomic(state: Mapping[str, Any], path: str | os.PathLike) ->
     >>> load_checkpoint(path)["step"]
     3
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_file(path, "checkpoint") as tmp:
         torch.save(dict(state), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:

@@ -9,10 +9,12 @@ import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "atomic_file",
     "check_output_folder",
     "check_output_path",
     "default_file_mode",
@@ -168,3 +170,35 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, what: str = "path") -> Iterator[Path]:
+    """Yield a temporary file beside `path`; when the block succeeds it replaces `path` in one rename.
+
+    The output path is checked first (:func:`check_output_path`), its folder created, and temporaries left
+    by a killed earlier save of the same file removed. Whatever happens in the block, no partial file is left
+    at `path` and the temporary is gone afterwards; the file gets the umask's default mode.
+
+    Example:
+
+    >>> with atomic_file("/tmp/sefa-note.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> Path("/tmp/sefa-note.txt").read_text()
+    'done'
+    """
+    path = check_output_path(path, what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"Cannot create the folder for `{what}` {str(path)!r}: {err}") from err
+    for stale in stale_temporaries(path.parent, path):  # left by a killed earlier save of this file
+        stale.unlink(missing_ok=True)
+    tmp = path.parent / temporary_name(path)
+    tmp.touch(mode=0o600, exist_ok=False)
+    try:
+        yield tmp
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .files import check_output_path, default_file_mode, stale_temporaries, temporary_name
+from .files import atomic_file
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -43,29 +43,12 @@ def make_grid(images: Sequence[Image.Image], nrow: int, padding: int = 2) -> Ima
     return grid
 
 
-def _atomic_target(path: str | os.PathLike, what: str) -> tuple[Path, Path]:
-    path = check_output_path(path, what)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OSError(f"Cannot create the folder for `{what}` {str(path)!r}: {err}") from err
-    for stale in stale_temporaries(path.parent, path):  # left by a killed earlier save of this file
-        stale.unlink(missing_ok=True)
-    tmp = path.parent / temporary_name(path)
-    tmp.touch(mode=0o600, exist_ok=False)
-    return path, tmp
-
-
 def save_image_atomic(image: Image.Image, path: str | os.PathLike, what: str = "out", **save_kwargs) -> Path:
     """Save a PIL image (PNG by extension) through a temporary file, so no partial file is left."""
-    path, tmp = _atomic_target(path, what)
-    try:
-        image.save(tmp, format=save_kwargs.pop("format", None) or _format_for(path), **save_kwargs)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    image_format = save_kwargs.pop("format", None) or _format_for(Path(path))
+    with atomic_file(path, what) as tmp:
+        image.save(tmp, format=image_format, **save_kwargs)
+    return Path(path)
 
 
 def _format_for(path: Path) -> str:
@@ -86,14 +69,9 @@ def save_gif(frames: Sequence[Image.Image], path: str | os.PathLike, duration_ms
     if len(frames) < 2:
         raise ValueError("An animation needs at least two frames.")
     seq = list(frames) + list(frames[-2:0:-1])
-    path, tmp = _atomic_target(path, what)
-    try:
+    with atomic_file(path, what) as tmp:
         seq[0].save(tmp, format="GIF", save_all=True, append_images=seq[1:], duration=duration_ms, loop=0)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 #: Walk files: animated GIF (loops everywhere, lossless palette) or H.264 MP4 (small, plays in players).
@@ -126,8 +104,7 @@ def save_video(
     w, h = seq[0].size
     scale = max(1, -(-min_height // h))
     size = (w * scale + (w * scale) % 2, h * scale + (h * scale) % 2)
-    path, tmp = _atomic_target(path, what)
-    try:
+    with atomic_file(path, what) as tmp:
         writer = imageio_ffmpeg.write_frames(
             str(tmp),
             size,
@@ -145,11 +122,7 @@ def save_video(
             canvas.paste(big, (0, 0))
             writer.send(np.ascontiguousarray(np.asarray(canvas)))
         writer.close()
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def save_walk(frames: Sequence[Image.Image], path: str | os.PathLike, what: str = "walk") -> Path:
