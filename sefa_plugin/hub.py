@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,23 @@ def weights_sha256(module: torch.nn.Module) -> str:
         h.update(f"{name}|{list(t.shape)}|{t.dtype}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def warn_if_other_weights(
+    recorded: str | None, module: torch.nn.Module, subject: str, consequence: str, stacklevel: int = 2
+) -> None:
+    """Warn when `module`'s :func:`weights_sha256` differs from the `recorded` one (nothing when none is recorded).
+
+    The message reads ``"{subject} {recorded[:12]}…, not on this one ({actual[:12]}…). {consequence}"``;
+    `stacklevel` counts from the caller of this function.
+    """
+    if not recorded:
+        return
+    actual = weights_sha256(module)
+    if actual != recorded:
+        warnings.warn(
+            f"{subject} {recorded[:12]}…, not on this one ({actual[:12]}…). {consequence}", stacklevel=stacklevel + 1
+        )
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from diffusers.utils import BaseOutput
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..hub import atomic_folder
+from ..hub import atomic_folder, warn_if_other_weights
 from ..models.interface import EditableGenerator
 from ..utils.images import make_grid
 from .latents_io import LATENTS_FILE, check_latents
@@ -115,17 +114,12 @@ class Inversion(BaseOutput):
                 f"another model."
             )
         latents = check_latents(self.latents, generator, what=what)
-        sha = self.base_model.get("weights_sha256")
-        if sha:
-            from ..hub import weights_sha256
-
-            actual = weights_sha256(generator)  # type: ignore[arg-type]
-            if actual != sha:
-                warnings.warn(
-                    f"`{what}` were inverted with weights sha256 {sha[:12]}…, not these ({actual[:12]}…): they may "
-                    f"not render the same images.",
-                    stacklevel=2,
-                )
+        warn_if_other_weights(
+            self.base_model.get("weights_sha256"),
+            generator,  # type: ignore[arg-type]
+            f"`{what}` were inverted on a generator with weights sha256",
+            "They may not render the same images.",
+        )
         return latents
 
     @torch.no_grad()
