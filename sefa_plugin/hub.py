@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -79,6 +80,23 @@ def weights_sha256(module: torch.nn.Module) -> str:
 def forget_weights_sha256(module: torch.nn.Module) -> None:
     """Drop the cached :func:`weights_sha256` of `module` (after writing its weights through ``.data``)."""
     _WEIGHTS_SHA256.pop(module, None)
+
+
+def warn_if_other_weights(
+    recorded: str | None, module: torch.nn.Module, subject: str, consequence: str, stacklevel: int = 2
+) -> None:
+    """Warn when `module`'s :func:`weights_sha256` differs from the `recorded` one (nothing when none is recorded).
+
+    The message reads ``"{subject} {recorded[:12]}…, not on this one ({actual[:12]}…). {consequence}"``;
+    `stacklevel` counts from the caller of this function.
+    """
+    if not recorded:
+        return
+    actual = weights_sha256(module)
+    if actual != recorded:
+        warnings.warn(
+            f"{subject} {recorded[:12]}…, not on this one ({actual[:12]}…). {consequence}", stacklevel=stacklevel + 1
+        )
 
 
 def resolve_folder(

@@ -131,6 +131,16 @@ def test_python_snippets_run(readme_hub):
     assert "directions.safetensors" in readme_hub.server.repo_files("someone/ffhq-sefa-directions")
 
 
+@pytest.mark.slow
+def test_slow_python_snippets_run(readme_hub):
+    blocks = [b for b in BLOCKS if b.lang == "python" and b.mode == "slow"]
+    for block in blocks:
+        namespace: dict = {"__name__": "readme"}
+        exec(compile(block.body, f"README.md:{block.line}", "exec"), namespace)
+        if "inv" in namespace:  # the inversion block: an edited photo and a saved inversion
+            assert len(namespace["edited"].images) == 3 and (Path("my-scene") / "latents.safetensors").is_file()
+
+
 RUN_BLOCKS = [
     pytest.param(b, id=f"line{b.line}", marks=[pytest.mark.slow] if b.mode == "slow" else [])
     for b in BLOCKS

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..hub import push_folder, resolve_folder
+from ..hub import push_folder, resolve_folder, warn_if_other_weights
 from ..models.interface import LATENT_SPACES
 
 if TYPE_CHECKING:
@@ -251,17 +250,13 @@ class Directions:
                 f"`layers` {bad} out of range: the generator has {generator.num_ws} editable layers "
                 f"(0-{generator.num_ws - 1})."
             )
-        recorded = self.base_model.get("weights_sha256")
-        if recorded:
-            from ..hub import weights_sha256
-
-            actual = weights_sha256(generator)  # type: ignore[arg-type]
-            if actual != recorded:
-                warnings.warn(
-                    f"These directions were computed on a generator with weights sha256 {recorded[:12]}…, "
-                    f"not on this one ({actual[:12]}…). Edits may not mean the same.",
-                    stacklevel=3,
-                )
+        warn_if_other_weights(
+            self.base_model.get("weights_sha256"),
+            generator,  # type: ignore[arg-type]
+            "These directions were computed on a generator with weights sha256",
+            "Edits may not mean the same.",
+            stacklevel=3,
+        )
 
     def edit(
         self,

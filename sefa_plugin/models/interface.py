@@ -140,6 +140,14 @@ class EditableGenerator:
         """Render editable latents ``[N, num_ws, latent_dim]`` to images ``[N, C, H, W]`` in [-1, 1]."""
         raise NotImplementedError
 
+    def noise_buffers(self) -> list[str]:
+        """State-dict names of the fixed noise maps that ``noise_mode="const"`` adds (empty: none).
+
+        Inversion optimises these maps (one per image) next to the latents; generators without noise inputs
+        (StyleGAN3, PGGAN, DCGAN, BigGAN) keep the default empty list.
+        """
+        return []
+
     # ------------------------------------------------------------------ shared helpers
     def layer_groups(self) -> dict[str, list[int]]:
         """Named layer ranges ``coarse``/``middle``/``fine`` (by resolution, as in the StyleGAN paper).

@@ -396,6 +396,10 @@ class StyleGANGenerator(ModelMixin, ConfigMixin, EditableGenerator):
         all_layers = self.synthesis.layers()
         return [all_layers[i].style.effective_weight().detach() for i in check_layer_indices(layers, self.num_ws)]
 
+    def noise_buffers(self) -> list[str]:
+        """The fixed ``noise`` map ``[1, 1, r, r]`` of every synthesis layer."""
+        return [f"{name}.noise" for name, m in self.named_modules() if isinstance(m, NoiseInput)]
+
     def sample_latents(
         self,
         z: torch.Tensor,

@@ -442,6 +442,12 @@ class StyleGAN2Generator(ModelMixin, ConfigMixin, EditableGenerator):
         affines = self.style_affines()
         return [affines[i].effective_weight().detach() for i in check_layer_indices(layers, len(affines))]
 
+    def noise_buffers(self) -> list[str]:
+        """The ``noise_const`` map ``[r, r]`` of every convolution with a noise input."""
+        return [
+            f"{name}.noise_const" for name, m in self.named_modules() if isinstance(m, SynthesisLayer) and m.use_noise
+        ]
+
     def sample_latents(
         self,
         z: torch.Tensor,

@@ -689,6 +689,49 @@ class GANPipeline(DiffusionPipeline):
                     tiles[f].append(images[n * len(steps) + f])
         return [row[0] if len(row) == 1 else make_grid(row, nrow=len(row)) for row in tiles]
 
+    # ------------------------------------------------------------------ inversion
+    def invert(
+        self,
+        images: Any,
+        num_steps: int = 300,
+        space: str | None = None,
+        generator: torch.Generator | None = None,
+        class_label: int | None = None,
+        perceptual: str = "auto",
+        **kwargs: Any,
+    ):  # -> Inversion
+        """Invert real images into the edit space, so that ``self(latents=inv.latents, directions=...)`` edits them.
+
+        Args:
+            images: Paths, PIL images, arrays or ``[C, H, W]`` tensors (one or a list); converted to the
+                generator's channels, centre-cropped and resized to its resolution.
+            num_steps: Optimisation steps.
+            space: ``"w+"`` (default for the StyleGAN family) or ``"w"``; ``"z"`` for PGGAN/DCGAN/BigGAN.
+            generator: ``torch.Generator`` for a reproducible result.
+            class_label: Class of a conditional generator.
+            perceptual: ``"auto"``, ``"lpips"``, ``"predictor"`` or ``"none"`` (see
+                :func:`~sefa_plugin.inversion.perceptual.resolve_perceptual`).
+            **kwargs: ``predictor``, ``vgg16_weights``, ``lpips_weights``, ``batch_size`` and any field of
+                :class:`~sefa_plugin.inversion.projector.ProjectorSettings`.
+
+        Example:
+
+        >>> from sefa_plugin import DEFAULT_MODEL, SefaPipeline
+        >>> from sefa_plugin.data import render_scenes
+        >>> pipe = SefaPipeline.from_pretrained(DEFAULT_MODEL)
+        >>> pipe.set_progress_bar_config(disable=True)
+        >>> scene = render_scenes([0], seed=3).images
+        >>> inv = pipe.invert(scene, num_steps=20, generator=torch.Generator().manual_seed(0))
+        >>> tuple(inv.latents.shape), inv.perceptual
+        ((1, 10, 128), 'predictor')
+        """
+        from ..inversion import invert
+
+        return invert(
+            self, images, num_steps=num_steps, space=space, generator=generator, class_label=class_label,
+            perceptual=perceptual, **kwargs,
+        )  # fmt: skip
+
 
 #: The most frames :meth:`GANPipeline.walk_frames` renders.
 MAX_FRAMES = 240
