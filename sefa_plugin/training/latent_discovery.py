@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 #: File name of the resumable checkpoint inside a run's `checkpoint_dir`.
 CHECKPOINT_NAME = "latent_discovery.pt"
 NOISE_MODES = ("const", "random", "none")
+#: Steps timed before the "estimated N min" line of a long run is logged.
+ESTIMATE_AFTER = 5
 
 
 @dataclass
@@ -332,11 +334,17 @@ class LatentDiscoveryTrainer:
         summary: dict[str, float] = {}
         self.reconstructor.train()
         with self._frozen_generator():
-            last = time.perf_counter()
+            last = started = time.perf_counter()
             while self.step < steps:
                 self._window.append(self.train_step())
                 now = time.perf_counter()
                 self.wall_seconds, last = self.wall_seconds + (now - last), now
+                done = remaining - (steps - self.step)
+                if done == ESTIMATE_AFTER and remaining > 2 * ESTIMATE_AFTER:
+                    logger.info(
+                        "latent discovery: estimated %.1f min for %d steps (%.2f s per step)",
+                        (now - started) / done * remaining / 60, remaining, (now - started) / done,
+                    )  # fmt: skip
                 bar.update(1)
                 if self.step % log_every == 0 or self.step == steps:
                     summary = self._flush_log()
