@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--layer-rescoring-samples", type=int, default=64, help="the same, for SeFa per layer")
     parser.add_argument("--strength", type=float, default=3.0, help="re-scoring compares -s and +s")
     parser.add_argument("--no-layers", action="store_true", help="skip SeFa per layer group and single layer")
+    parser.add_argument("--no-methods", action="store_true", help="only SeFa per layer (no RCA, no method tables)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", default="outputs/discovery", help="report folder")
     args = parser.parse_args()
@@ -102,10 +103,13 @@ def main() -> None:
         methods[kind] = lpipe.train(args.k, kind=kind, steps=0, seed=0).directions
 
     # 3. RCA (one shared set of scenes), agreement and re-scoring per method.
+    if args.no_methods:
+        methods = {}
     evaluator = RCAEvaluator(pipe, train_pairs=args.rca_pairs, eval_batches=args.rca_batches, seed=0)
     rescoring_images = 2 * args.rescoring_samples * sum(len(d) for d in methods.values())
-    estimate = evaluator.estimate_seconds(len(methods), args.rca_steps, args.k, rescoring_images)
-    print(f"estimated {estimate / 60:.1f} min for RCA and re-scoring of {len(methods)} methods", flush=True)
+    if methods:
+        estimate = evaluator.estimate_seconds(len(methods), args.rca_steps, args.k, rescoring_images)
+        print(f"estimated {estimate / 60:.1f} min for RCA and re-scoring of {len(methods)} methods", flush=True)
     results = {}
     for name, directions in methods.items():
         rca = timed(f"rca {name}", lambda d=directions: evaluator(d, steps=args.rca_steps))
@@ -133,25 +137,28 @@ def main() -> None:
             for label, d in layer_sets.items()
         })  # fmt: skip
 
+    rca = f"fast RCA: {args.rca_steps} steps on {args.rca_pairs} rendered pairs, {args.rca_batches} eval batches of 32"
+    source = args.boundaries or f"{args.boundary_samples} scored samples"
     print(
-        f"\nmodel: {args.model}; K = {args.k}; learned: {args.learned or f'{args.learned_steps} steps'}; "
-        f"fast RCA: {args.rca_steps} steps on {args.rca_pairs} rendered pairs, {args.rca_batches} eval batches of 32; "
-        f"boundaries: {args.boundaries or f'{args.boundary_samples} scored samples'}; re-scoring: "
-        f"{args.rescoring_samples} seeds at ±{args.strength:g}"
+        f"\nmodel: {args.model}; K = {args.k}; boundaries: {source}"
+        + ("" if args.no_methods else f"; learned: {args.learned or f'{args.learned_steps} steps'}; {rca}")
+        + f"; re-scoring at ±{args.strength:g}: {args.rescoring_samples} seeds per method"
+        + ("" if args.no_layers else f", {args.layer_rescoring_samples} per SeFa layer selection")
     )
-    print("\n## RCA (chance = 1/K)\n\n| method | RCA | seconds |\n|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['rca'].accuracy:.3f} | {r['rca'].seconds:.0f} |")
-    print("\n## Best |cos| to the supervised boundary (rank of that direction)\n")
-    print(agreement_table({name: r["agreement"] for name, r in results.items()}))
-    print("\n## Which method recovered which factor (change ×ratio to its largest side effect, #direction)\n")
-    print(disentanglement_table({name: r["rescoring"] for name, r in results.items()}))
+    if results:
+        print("\n## RCA (chance = 1/K)\n\n| method | RCA | seconds |\n|---|---|---|")
+        for name, r in results.items():
+            print(f"| {name} | {r['rca'].accuracy:.3f} | {r['rca'].seconds:.0f} |")
+        print("\n## Best |cos| to the supervised boundary (rank of that direction)\n")
+        print(agreement_table({name: r["agreement"] for name, r in results.items()}))
+        print("\n## Which method recovered which factor (change ×ratio to its largest side effect, #direction)\n")
+        print(disentanglement_table({name: r["rescoring"] for name, r in results.items()}))
     if layer_sets:
         print("\n## SeFa per layer selection: best |cos| to the supervised boundary (rank)\n")
         print(agreement_table({label: boundary_agreement(d, boundaries) for label, d in layer_sets.items()}))
         print("\n## SeFa per layer selection: which factor it recovers (change ×ratio, #direction)\n")
         print(disentanglement_table(layer_rescoring))
-    report = write_report(args.out, args.model, results)
+    report = write_report(args.out, args.model, results) if results else "none (--no-methods)"
     print("\n## Wall times (s)\n\n" + "\n".join(f"- {k}: {v:.1f}" for k, v in timings.items()))
     print(f"\nreport: {report}; total {time.perf_counter() - start:.0f} s, torch threads {args.threads}")
 
