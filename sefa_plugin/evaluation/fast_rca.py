@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from ..directions.container import Directions
 from ..directions.latent_discovery import apply_shift, check_shift_range, discovery_loss, sample_shifts
 from ..models.interface import EditableGenerator
+from ..training.latent_discovery import keyed_generator, random_codes
 from ..training.reconstructor import Reconstructor
 from ..utils.checks import is_int
 
@@ -45,11 +46,6 @@ logger = logging.getLogger(__name__)
 
 # RNG streams: latents of the train / eval scenes, shifts of the train / eval pairs, minibatches.
 _Z_TRAIN, _Z_EVAL, _SHIFT_TRAIN, _SHIFT_EVAL, _MINIBATCH = 0, 1, 2, 3, 4
-
-
-def _rng(*keys: int) -> torch.Generator:
-    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 @dataclass
@@ -157,19 +153,14 @@ class RCAEvaluator:
         """The cached original scenes of one chunk (rendered on first use)."""
         key = (stream, chunk)
         if key not in self._originals:
-            g, rng = self.generator, _rng(self.seed, stream, chunk)
-            z = g.randn_z(self.batch_size, generator=rng)
-            c = None
-            c_dim = int(getattr(getattr(g, "config", None), "c_dim", 0) or 0)
-            if c_dim:
-                c = F.one_hot(torch.randint(c_dim, (self.batch_size,), generator=rng), c_dim).float()
-                c = c.to(self.accelerator.device)
-            latents = g.sample_latents(z.to(self.accelerator.device), c=c, truncation_psi=1.0)
+            dev = self.accelerator.device
+            z, c = random_codes(self.generator, self.batch_size, keyed_generator(self.seed, stream, chunk))
+            latents = self.generator.sample_latents(z.to(dev), c=None if c is None else c.to(dev), truncation_psi=1.0)
             self._originals[key] = _Chunk(latents, self._synthesize(latents))
         return self._originals[key]
 
     def _shifts(self, stream: int, chunk: int, k: int, balanced: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        n, rng = self.batch_size, _rng(self.seed, stream, chunk, k)
+        n, rng = self.batch_size, keyed_generator(self.seed, stream, chunk, k)
         index, eps = sample_shifts(n, k, self.shift_scale, self.min_shift, generator=rng)
         if balanced:  # every direction equally often over the evaluation batches
             index = ((torch.arange(n) + chunk * n) % k)[torch.randperm(n, generator=rng)]
@@ -270,7 +261,9 @@ class RCAEvaluator:
         bar = bar_factory(total=steps) if callable(bar_factory) and acc.is_main_process else None
         for step in range(steps):
             pick = torch.randint(
-                len(index), (self.batch_size,), generator=_rng(self.seed, _MINIBATCH, step, acc.process_index)
+                len(index),
+                (self.batch_size,),
+                generator=keyed_generator(self.seed, _MINIBATCH, step, acc.process_index),
             )
             pick = pick.to(acc.device)
             logits, shift = model(originals[pick], shifted[pick])
