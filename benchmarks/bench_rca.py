@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--fast-steps", type=int, default=2000, help="reconstructor steps of the fast protocol")
     parser.add_argument("--pairs", type=int, default=4096, help="rendered training pairs of the fast protocol")
     parser.add_argument("--eval-batches", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=None, help="one learning rate for both (default: each its own)")
     parser.add_argument("--profile-steps", type=int, default=3)
     parser.add_argument("--no-table", action="store_true", help="the profile only")
     parser.add_argument("--threads", type=int, default=1)
@@ -114,12 +115,13 @@ def main() -> None:
     if args.no_table:
         return
     print(f"\n## Full vs fast RCA (K = {args.k}; full: {args.full_steps} steps; fast: {args.fast_steps} steps on "
-          f"{args.pairs} pairs; both {args.eval_batches} eval batches of 32)\n")  # fmt: skip
+          f"{args.pairs} pairs; both {args.eval_batches} eval batches of 32; lr {args.lr or 'default'})\n")  # fmt: skip
     print("| method | full RCA | fast RCA | difference | full s | fast s | speed-up |\n|---|---|---|---|---|---|---|")
-    evaluator = RCAEvaluator(pipe, train_pairs=args.pairs, eval_batches=args.eval_batches)
+    fast_lr = {} if args.lr is None else {"lr": args.lr}
+    evaluator = RCAEvaluator(pipe, train_pairs=args.pairs, eval_batches=args.eval_batches, **fast_lr)
     for name, d in sets.items():
         full = reconstructor_classification_accuracy(
-            pipe, d, steps=args.full_steps, eval_batches=args.eval_batches, mode="full"
+            pipe, d, steps=args.full_steps, eval_batches=args.eval_batches, mode="full", lr=args.lr
         )
         fast = evaluator(d, steps=args.fast_steps)
         diff, ratio = fast.accuracy - full.accuracy, full.seconds / fast.seconds
