@@ -6,11 +6,11 @@ import logging
 
 import pytest
 import torch
+from factories import tiny_stylegan2
 
 from sefa_plugin import Directions, GANPipeline
 from sefa_plugin.evaluation.fast_rca import RCAEvaluator
 from sefa_plugin.evaluation.rca import reconstructor_classification_accuracy
-from tests.factories import tiny_stylegan2
 
 
 @pytest.fixture(scope="module")
