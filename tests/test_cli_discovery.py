@@ -96,3 +96,20 @@ def test_import_command(model_dir, tmp_path, capsys):
     rc = main(["import", str(tmp_path / "wide_boundary.npy"), "--format", "interfacegan", "--model", model_dir,
                "--out", str(tmp_path / "wide")])  # fmt: skip
     assert rc == 2 and "8 dimensions" in capsys.readouterr().err
+
+
+def test_evaluate_command_fast_rca_prints_the_estimate_first(model_dir, tmp_path, capsys):
+    d = Directions(vectors=torch.eye(16)[:3], method="coordinate", latent_space="w+", layers=[0, 1, 2, 3])
+    d.save_pretrained(tmp_path / "dirs")
+    out = tmp_path / "report"
+    rc = main(["evaluate", model_dir, "--directions", str(tmp_path / "dirs"), "--out", str(out), "--rca-steps", "3",
+               "--rca-batches", "2", "--batch-size", "8", "--rca-pairs", "16", "--rca-resolution", "8",
+               "--no-rescoring"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("estimated ") and " min for 1 direction sets" in lines[0]
+    assert lines[1].startswith("coordinate: RCA ") and "fast" in lines[1]
+    assert (
+        "| coordinate | 3 |" in (out / "report.md").read_text()
+        and "| fast | 3 | 16 |" in (out / "report.md").read_text()
+    )

@@ -14,6 +14,9 @@ NAME = "evaluate"
 HELP = "RCA, boundary agreement and re-scoring of direction sets: a report"
 FLAGS = {
     "steps": "--rca-steps",
+    "mode": "--rca-mode",
+    "train_pairs": "--rca-pairs",
+    "resolution": "--rca-resolution",
     "eval_batches": "--rca-batches",
     "batch_size": "--batch-size",
     "num_samples": "--rescoring-samples",
@@ -30,6 +33,15 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rca-steps", type=int, default=2000, help="reconstructor training steps per method (0: no RCA)")
     p.add_argument("--rca-batches", type=int, default=100, help="fresh batches for RCA (the paper: 100)")
     p.add_argument("--batch-size", type=int, default=32, help="image pairs per RCA step")
+    p.add_argument(
+        "--rca-mode",
+        choices=("fast", "full"),
+        default="fast",
+        help="fast: a smaller reconstructor on 32x32 images of a rendered pool of pairs, originals shared by all "
+        "methods; full: the paper's protocol (new pairs at every step, full resolution)",
+    )
+    p.add_argument("--rca-pairs", type=int, default=4096, help="rendered training pairs (fast mode)")
+    p.add_argument("--rca-resolution", type=int, default=32, help="image side the reconstructor sees (fast mode)")
     p.add_argument("--boundaries", default=None, help="supervised boundaries (`sefa boundary` output) to compare with")
     p.add_argument("--predictor", default=None, help="FactorPredictor folder (default: the embedded one, if any)")
     p.add_argument("--no-rescoring", action="store_true", help="skip the re-scoring matrices")
@@ -67,14 +79,30 @@ def run(args: argparse.Namespace) -> int:
         predictor = FactorPredictor.from_pretrained(predictor_path).to(pipe.generator.device).eval()
     elif not args.no_rescoring:
         logger.warning("no factor predictor at %s: skipping the re-scoring matrices", DEFAULT_PREDICTOR)
+    sets = [
+        Directions.from_pretrained(source, token=args.token, cache_dir=args.cache_dir) for source in args.directions
+    ]
+    evaluator = None
+    if args.rca_steps > 0 and args.rca_mode == "fast":
+        from ..evaluation.fast_rca import RCAEvaluator
+
+        evaluator = RCAEvaluator(
+            pipe, train_pairs=args.rca_pairs, eval_batches=args.rca_batches, batch_size=args.batch_size,
+            resolution=args.rca_resolution, seed=args.seed,
+        )  # fmt: skip
+        rescoring = 0 if predictor is None else sum(2 * args.rescoring_samples * len(d) for d in sets)
+        seconds = evaluator.estimate_seconds(len(sets), args.rca_steps, max(len(d) for d in sets), rescoring)
+        print(f"estimated {seconds / 60:.1f} min for {len(sets)} direction sets (fast RCA and re-scoring)")
     results: dict[str, dict] = {}
-    for source in args.directions:
-        directions = Directions.from_pretrained(source, token=args.token, cache_dir=args.cache_dir)
+    for source, directions in zip(args.directions, sets, strict=True):
         name, n = directions.method, 2
         while name in results:
             name, n = f"{directions.method} ({Path(source).name or n})", n + 1
         res: dict = {}
-        if args.rca_steps > 0:
+        if evaluator is not None:
+            res["rca"] = evaluator(directions, steps=args.rca_steps)
+            print(f"{name}: RCA {res['rca'].accuracy:.3f} (chance {res['rca'].chance:.3f}, fast)")
+        elif args.rca_steps > 0:
             res["rca"] = reconstructor_classification_accuracy(
                 pipe,
                 directions,
@@ -82,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 eval_batches=args.rca_batches,
                 seed=args.seed,
+                mode="full",
             )
-            print(f"{name}: RCA {res['rca'].accuracy:.3f} (chance {res['rca'].chance:.3f})")
+            print(f"{name}: RCA {res['rca'].accuracy:.3f} (chance {res['rca'].chance:.3f}, full)")
         if boundaries is not None:
             res["agreement"] = boundary_agreement(directions, boundaries)
             best = ", ".join(f"{a.factor} {a.best_abs_cos:.2f} (#{a.rank})" for a in res["agreement"])

@@ -5,6 +5,11 @@ directions held **fixed**, to tell from an image and its shifted copy which dire
 loss, shift distribution and optimiser as learned directions), then its argmax accuracy is measured on
 fresh batches (the paper: 100 batches of 32). Chance level is ``1 / K``. This makes SeFa, GANSpace,
 learned, random and coordinate directions comparable on one model.
+
+Two protocols: ``mode="full"`` is the paper's (new pairs rendered at every step, full-resolution
+reconstructor; :class:`~sefa_plugin.training.latent_discovery.LatentDiscoveryTrainer`), ``mode="fast"``
+(the default) trains a smaller reconstructor on downsampled images of a rendered pool of pairs and
+scores it on the same number of fresh pairs (:class:`~sefa_plugin.evaluation.fast_rca.RCAEvaluator`).
 """
 
 from __future__ import annotations
@@ -13,43 +18,20 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
 from ..directions.container import Directions
 from ..models.interface import EditableGenerator
 from ..training.latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
+from .fast_rca import RCAEvaluator, RCAResult
 
-__all__ = ["RCAResult", "reconstructor_classification_accuracy"]
+__all__ = ["RCA_MODES", "RCAResult", "reconstructor_classification_accuracy"]
+
+#: The RCA protocols: the fast default and the paper's.
+RCA_MODES = ("fast", "full")
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RCAResult:
-    """Reconstructor classification accuracy of one set of directions.
-
-    Attributes:
-        accuracy: Argmax accuracy on fresh batches (chance: ``1 / num_directions``).
-        steps: Reconstructor training steps.
-        seconds: Wall time of training and evaluation.
-        per_direction: ``[K]`` accuracy of each direction.
-        num_directions: K.
-        eval_samples: Image pairs the accuracy was measured on.
-    """
-
-    accuracy: float
-    steps: int
-    seconds: float
-    per_direction: torch.Tensor | None = None
-    num_directions: int = 0
-    eval_samples: int = 0
-
-    @property
-    def chance(self) -> float:
-        """Accuracy of guessing (``1 / K``)."""
-        return 1.0 / self.num_directions if self.num_directions else float("nan")
 
 
 def reconstructor_classification_accuracy(
@@ -63,10 +45,13 @@ def reconstructor_classification_accuracy(
     layers: Sequence[int] | None = None,
     shift_scale: float = 6.0,
     min_shift: float = 0.5,
-    lr: float = 1e-4,
+    lr: float | None = None,
     reg_weight: float = 0.25,
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    mode: str = "fast",
+    train_pairs: int = 4096,
+    resolution: int = 32,
 ) -> RCAResult:
     """Train a reconstructor on fixed `directions` and measure its accuracy on fresh batches.
 
@@ -80,10 +65,14 @@ def reconstructor_classification_accuracy(
         layers: W+ layers the shifts are added to (default: the directions' own layers).
         shift_scale: Largest shift ``|ε|`` (paper: 6).
         min_shift: Smallest shift ``|ε|`` (paper: 0.5).
-        lr: Adam learning rate of the reconstructor (paper: 1e-4).
+        lr: Adam learning rate of the reconstructor (default: the paper's 1e-4 in full mode, 5e-4 in fast mode).
         reg_weight: Weight of the shift's L1 loss (paper: 0.25).
         checkpoint_dir: Folder of a resumable checkpoint of the reconstructor's training.
-        device: ``"cpu"`` or ``"cuda"`` (default: the generator's device).
+        device: ``"cpu"`` or ``"cuda"`` (default: the generator's device; full mode only).
+        mode: ``"fast"`` (a rendered pool of `train_pairs` pairs, images downsampled to `resolution`, a
+            smaller reconstructor) or ``"full"`` (the paper's protocol; see the module docstring).
+        train_pairs: Rendered training pairs (fast mode).
+        resolution: Image side the reconstructor sees (fast mode).
 
     Returns:
         :class:`RCAResult`.
@@ -107,8 +96,20 @@ def reconstructor_classification_accuracy(
         raise ValueError(f"`steps` must be an int ≥ 0, got {steps!r}.")
     if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
         raise ValueError(f"`eval_batches` must be a positive int, got {eval_batches!r}.")
+    if mode not in RCA_MODES:
+        raise ValueError(f"`mode` must be one of {RCA_MODES}, got {mode!r}.")
+    if mode == "fast":
+        if checkpoint_dir is not None:
+            raise ValueError("`checkpoint_dir` is only used with `mode`='full' (fast RCA takes minutes).")
+
+        evaluator = RCAEvaluator(
+            pipe, train_pairs=train_pairs, eval_batches=eval_batches, batch_size=batch_size, resolution=resolution,
+            lr=5e-4 if lr is None else lr, shift_scale=shift_scale, min_shift=min_shift, reg_weight=reg_weight,
+            seed=seed,
+        )  # fmt: skip
+        return evaluator(directions, steps=steps, layers=use)
     config = LatentDiscoveryConfig(
-        layers=use, batch_size=batch_size, lr=lr, shift_scale=shift_scale, min_shift=min_shift,
+        layers=use, batch_size=batch_size, lr=1e-4 if lr is None else lr, shift_scale=shift_scale, min_shift=min_shift,
         reg_weight=reg_weight, seed=seed, extra={"purpose": "rca"},
     )  # fmt: skip
     t0 = time.perf_counter()

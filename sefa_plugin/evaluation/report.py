@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..hub import atomic_folder
 from .agreement import Agreement, agreement_table
 from .rca import RCAResult
-from .rescoring import FACTOR_LABELS, RescoringResult
+from .rescoring import FACTOR_LABELS, RECOVERED_RATIO, RescoringResult, disentanglement_table
 
 __all__ = ["REPORT_NAME", "rescoring_heatmap", "write_report"]
 
@@ -143,11 +143,11 @@ def _rca_section(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         if isinstance(rca, RCAResult):
             chance = "–" if not rca.num_directions else f"{rca.chance:.3f}"
             rows.append(
-                f"| {method} | {rca.num_directions or '–'} | {rca.accuracy:.3f} | {chance} | {rca.steps} "
-                f"| {rca.eval_samples or '–'} | {rca.seconds:.1f} |"
+                f"| {method} | {rca.num_directions or '–'} | {rca.accuracy:.3f} | {chance} | {rca.protocol} "
+                f"| {rca.steps} | {rca.eval_samples or '–'} | {rca.seconds:.1f} |"
             )
         else:
-            rows.append(f"| {method} | – | {float(rca):.3f} | – | – | – | – |")
+            rows.append(f"| {method} | – | {float(rca):.3f} | – | – | – | – | – |")
     if not rows:
         return []
     return [
@@ -155,10 +155,12 @@ def _rca_section(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
         "",
         "A reconstructor is trained with each method's directions held fixed to tell which direction moved "
         "an image (Voynov & Babenko, ICML 2020); RCA is its argmax accuracy on fresh image pairs. Higher "
-        "means the directions' effects are easier to tell apart.",
+        "means the directions' effects are easier to tell apart. Protocol `full`: the paper's (new pairs at "
+        "every step, full-resolution reconstructor); `fast`: a smaller reconstructor on downsampled images of "
+        "a rendered pool of pairs, scored on as many fresh pairs.",
         "",
-        "| method | directions | RCA | chance | training steps | eval samples | seconds |",
-        "|---|---|---|---|---|---|---|",
+        "| method | directions | RCA | chance | protocol | training steps | eval samples | seconds |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -245,6 +247,16 @@ def write_report(
     taken: set[str] = set()
     rescored = [(m, r["rescoring"]) for m, r in results.items() if r.get("rescoring") is not None]
     if rescored:
+        lines += [
+            "## Which method recovered which factor",
+            "",
+            "Per factor, the direction that changes it most (#row of the re-scoring matrix), that change, and "
+            "×ratio: that change divided by the same direction's largest change of any other factor (the "
+            f"reading of the SeFa paper's Table 2). ✓: ratio ≥ {RECOVERED_RATIO:g}, the factor is recovered.",
+            "",
+            disentanglement_table(dict(rescored)),
+            "",
+        ]
         lines += [
             "## Re-scoring matrices",
             "",

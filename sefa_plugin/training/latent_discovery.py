@@ -43,13 +43,15 @@ from ..utils.checks import is_int
 from .checkpoint import append_log, load_checkpoint, save_checkpoint_atomic
 from .reconstructor import Reconstructor
 
-__all__ = ["CHECKPOINT_NAME", "LatentDiscoveryConfig", "LatentDiscoveryTrainer"]
+__all__ = ["CHECKPOINT_NAME", "LatentDiscoveryConfig", "LatentDiscoveryTrainer", "keyed_generator", "random_codes"]
 
 logger = logging.getLogger(__name__)
 
 #: File name of the resumable checkpoint inside a run's `checkpoint_dir`.
 CHECKPOINT_NAME = "latent_discovery.pt"
 NOISE_MODES = ("const", "random", "none")
+#: Steps timed before the "estimated N min" line of a long run is logged.
+ESTIMATE_AFTER = 5
 
 
 @dataclass
@@ -86,10 +88,27 @@ class LatentDiscoveryConfig:
     extra: dict = field(default_factory=dict)
 
 
-def _batch_generator(seed: int, stream: int, step: int, process: int) -> torch.Generator:
-    """An independent RNG per (run seed, train/eval stream, step, process): runs resume exactly."""
-    state = np.random.SeedSequence([int(seed), int(stream), int(step), int(process)]).generate_state(2, np.uint32)
+def keyed_generator(*keys: int) -> torch.Generator:
+    """An independent CPU RNG per tuple of keys, e.g. (run seed, stream, step, process): runs resume exactly.
+
+    Example:
+
+    >>> a, b = keyed_generator(0, 1, 2), keyed_generator(0, 1, 3)
+    >>> bool(torch.equal(torch.rand(2, generator=a), torch.rand(2, generator=keyed_generator(0, 1, 2))))
+    True
+    """
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def random_codes(
+    generator: EditableGenerator, n: int, rng: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Latent codes ``z`` ``[n, z_dim]`` and, for class-conditional generators, one-hot classes ``c`` (on CPU)."""
+    z = generator.randn_z(n, generator=rng)
+    c_dim = int(getattr(getattr(generator, "config", None), "c_dim", 0) or 0)
+    c = F.one_hot(torch.randint(c_dim, (n,), generator=rng), c_dim).float() if c_dim else None
+    return z, c
 
 
 def _module_device(module: nn.Module) -> torch.device:
@@ -138,7 +157,7 @@ class LatentDiscoveryTrainer:
             use_cpu = torch.device(device).type == "cpu"
         self.accelerator = acc = Accelerator(cpu=use_cpu)
         self.generator = generator.to(acc.device)
-        z, c, _, _ = self._sample(1, _batch_generator(config.seed, 2, 0, 0))
+        z, c, _, _ = self._sample(1, keyed_generator(config.seed, 2, 0, 0))
         with torch.no_grad():
             probe = generator.synthesize(generator.sample_latents(z, c=c), noise_mode=config.noise_mode)
         if probe.ndim != 4 or probe.shape[2] != probe.shape[3]:
@@ -231,12 +250,8 @@ class LatentDiscoveryTrainer:
 
     # ------------------------------------------------------------------ one batch
     def _sample(self, n: int, rng: torch.Generator, balanced_offset: int | None = None):
-        g, cfg = self.generator, self.config
-        z = g.randn_z(n, generator=rng)
-        c = None
-        c_dim = int(getattr(getattr(g, "config", None), "c_dim", 0) or 0)
-        if c_dim:
-            c = F.one_hot(torch.randint(c_dim, (n,), generator=rng), c_dim).float()
+        cfg = self.config
+        z, c = random_codes(self.generator, n, rng)
         k = self.config.num_directions
         index, eps = sample_shifts(n, k, cfg.shift_scale, cfg.min_shift, generator=rng)
         if balanced_offset is not None:  # every direction equally often over the batches (evaluation)
@@ -258,7 +273,7 @@ class LatentDiscoveryTrainer:
     def train_step(self) -> dict[str, float]:
         """One update of the reconstructor (and of the matrix, for trainable kinds); returns its stats."""
         acc = self.accelerator
-        rng = _batch_generator(self.config.seed, 0, self.step, acc.process_index)
+        rng = keyed_generator(self.config.seed, 0, self.step, acc.process_index)
         z, c, index, eps = self._sample(self.config.batch_size, rng)
         original, shifted = self._render(z, c, index, eps, grad=self.matrix_trainable)
         logits, shift_pred = self.reconstructor(original, shifted)
@@ -332,11 +347,17 @@ class LatentDiscoveryTrainer:
         summary: dict[str, float] = {}
         self.reconstructor.train()
         with self._frozen_generator():
-            last = time.perf_counter()
+            last = started = time.perf_counter()
             while self.step < steps:
                 self._window.append(self.train_step())
                 now = time.perf_counter()
                 self.wall_seconds, last = self.wall_seconds + (now - last), now
+                done = remaining - (steps - self.step)
+                if done == ESTIMATE_AFTER and remaining > 2 * ESTIMATE_AFTER:
+                    logger.info(
+                        "latent discovery: estimated %.1f min for %d steps (%.2f s per step)",
+                        (now - started) / done * remaining / 60, remaining, (now - started) / done,
+                    )  # fmt: skip
                 bar.update(1)
                 if self.step % log_every == 0 or self.step == steps:
                     summary = self._flush_log()
@@ -380,7 +401,7 @@ class LatentDiscoveryTrainer:
         self.reconstructor.eval()
         with self._frozen_generator():
             for b in range(num_batches):
-                rng = _batch_generator(self.config.seed if seed is None else seed, 1, b, acc.process_index)
+                rng = keyed_generator(self.config.seed if seed is None else seed, 1, b, acc.process_index)
                 z, c, index, eps = self._sample(n, rng, balanced_offset=b * n)
                 logits, _ = self.reconstructor(*self._render(z, c, index, eps))
                 hit = (logits.argmax(dim=1) == index).float()

@@ -47,17 +47,18 @@ def axes(indices, dim: int = 8) -> Directions:
     return Directions(vectors=torch.eye(dim)[list(indices)], method="coordinate", latent_space="z", layers=[0])
 
 
-def test_recognisable_directions_score_near_one_and_invisible_ones_near_chance():
+@pytest.mark.parametrize("mode", ["fast", "full"])
+def test_recognisable_directions_score_near_one_and_invisible_ones_near_chance(mode):
     g = LinearToyGenerator()
-    visible = reconstructor_classification_accuracy(g, axes(range(4)), steps=100, batch_size=16, eval_batches=10,
-                                                    lr=1e-3)  # fmt: skip
+    kw = {"steps": 100, "batch_size": 16, "eval_batches": 10, "lr": 1e-3, "mode": mode, "train_pairs": 512}
+    visible = reconstructor_classification_accuracy(g, axes(range(4)), **kw)
     assert isinstance(visible, RCAResult) and visible.steps == 100 and visible.num_directions == 4
+    assert visible.protocol == mode
     assert visible.accuracy > 0.9, visible
     assert visible.per_direction.shape == (4,) and visible.eval_samples == 160
     assert visible.chance == 0.25 and visible.seconds > 0
     # Axes the generator ignores change nothing in the image: the reconstructor can only guess.
-    invisible = reconstructor_classification_accuracy(g, axes(range(4, 8)), steps=100, batch_size=16,
-                                                      eval_batches=10, lr=1e-3)  # fmt: skip
+    invisible = reconstructor_classification_accuracy(g, axes(range(4, 8)), **kw)
     assert invisible.accuracy < 0.45, invisible
 
 
@@ -67,7 +68,7 @@ def test_rca_of_coordinate_directions_on_a_tiny_gan_runs():
     pipe = GANPipeline(generator=g.eval())
     pipe.set_progress_bar_config(disable=True)
     d = Directions(vectors=torch.eye(16)[:3], method="coordinate", latent_space="w+", layers=[0, 1])
-    result = reconstructor_classification_accuracy(pipe, d, steps=3, batch_size=6, eval_batches=2, seed=1)
+    result = reconstructor_classification_accuracy(pipe, d, steps=3, batch_size=6, eval_batches=2, seed=1, mode="full")
     assert result.steps == 3 and 0.0 <= result.accuracy <= 1.0 and result.eval_samples == 12
     # Directions are held fixed.
     assert torch.equal(d.vectors, torch.eye(16)[:3])
@@ -82,3 +83,7 @@ def test_rca_checks_the_directions_fit():
         reconstructor_classification_accuracy(g, wplus, steps=1)
     with pytest.raises(ValueError, match="`eval_batches`"):
         reconstructor_classification_accuracy(g, axes(range(2)), steps=1, eval_batches=0)
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        reconstructor_classification_accuracy(g, axes(range(2)), steps=1, mode="quick")
+    with pytest.raises(ValueError, match="`checkpoint_dir`"):
+        reconstructor_classification_accuracy(g, axes(range(2)), steps=1, checkpoint_dir="/tmp/x")

@@ -39,7 +39,10 @@ def test_report_tables_and_heatmaps(tmp_path):
     assert path == tmp_path / "report" / "report.md"
     text = path.read_text()
     assert text.startswith("# Direction evaluation: tiny-model")
-    assert "| sefa | 4 | 0.875 | 0.250 | 2000 | 3200 | 12.5 |" in text
+    assert "| sefa | 4 | 0.875 | 0.250 | full | 2000 | 3200 | 12.5 |" in text
+    # Which method recovered which factor: d0 changes only the scale (no side effect: ratio inf).
+    assert "## Which method recovered which factor" in text
+    assert "| sefa | " in text and "2.00 ×inf (#0) ✓" in text
     assert "| learned/ortho | – | 0.500 |" in text
     assert "| scale | 0.930 (#1) | 0.700 (#0) |" in text
     assert "| x | 0.410 (#3) | – |" in text

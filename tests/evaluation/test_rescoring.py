@@ -59,3 +59,27 @@ def test_rescoring_matrix_on_embedded_model():
     assert result.to_markdown().count("\n") == 4
     with pytest.raises(ValueError, match="strength"):
         rescore_directions(pipe, d, None, strength=0)
+
+
+def test_disentanglement_of_a_known_matrix():
+    from sefa_plugin.evaluation.rescoring import RescoringResult, disentanglement, disentanglement_table
+
+    # Rows: directions; columns: factors. d0 moves scale 4x more than anything else; d1 moves x most but
+    # also y nearly as much; nothing moves y more than d1 does, and d1 moves x more than y.
+    m = torch.tensor([[0.8, 0.1, 0.2], [0.1, 0.9, 0.6], [0.05, 0.3, 0.1]])
+    r = RescoringResult(m, ("scale", "x", "y"), ["d0", "d1", "d2"], 3.0)
+    scores = {s.factor: s for s in disentanglement(r)}
+    assert scores["scale"].label == "d0" and scores["scale"].ratio == pytest.approx(4.0)
+    assert scores["scale"].side_factor == "y" and scores["scale"].recovered
+    assert scores["x"].direction == 1 and scores["x"].ratio == pytest.approx(1.5) and not scores["x"].recovered
+    assert scores["y"].direction == 1 and scores["y"].ratio == pytest.approx(0.6 / 0.9)
+    assert [s.factor for s in disentanglement(r, ["y"])] == ["y"]
+    table = disentanglement_table({"m": r})
+    assert "| m | 0.80 ×4.0 (#0) ✓ | 0.90 ×1.5 (#1) | 0.60 ×0.7 (#1) | 1/3 |" in table
+    # A direction that changes nothing else has an infinite ratio.
+    clean = RescoringResult(torch.tensor([[0.5, 0.0]]), ("scale", "x"), ["d0"], 3.0)
+    assert disentanglement(clean)[0].ratio == float("inf")
+    with pytest.raises(ValueError, match="`factors`"):
+        disentanglement(r, ["hue"])
+    with pytest.raises(ValueError, match=r"`result\.matrix`"):
+        disentanglement(RescoringResult(torch.zeros(2, 1), ("scale",), ["a", "b"], 3.0))

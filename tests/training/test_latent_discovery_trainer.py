@@ -37,3 +37,20 @@ def test_trainer_updates_matrix_only_for_trainable_kinds():
     # The generator is frozen and left as it was (weights and requires_grad flags).
     assert all(torch.equal(before[n], p) for n, p in g.named_parameters())
     assert all(p.requires_grad for p in g.parameters()) and all(p.grad is None for p in g.parameters())
+
+
+def test_a_long_run_logs_its_estimated_time_after_the_first_steps(caplog):
+    import logging
+
+    from sefa_plugin.training.latent_discovery import ESTIMATE_AFTER
+
+    trainer = LatentDiscoveryTrainer(tiny_stylegan2(), LatentDiscoveryConfig(num_directions=3, kind="coordinate",
+                                                                             batch_size=2))  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="sefa_plugin.training.latent_discovery"):
+        trainer.train(steps=2 * ESTIMATE_AFTER + 1, progress_bar=None)
+    lines = [r.getMessage() for r in caplog.records if "estimated" in r.getMessage()]
+    assert len(lines) == 1 and f"for {2 * ESTIMATE_AFTER + 1} steps" in lines[0] and " min " in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sefa_plugin.training.latent_discovery"):
+        trainer.train(steps=trainer.step + ESTIMATE_AFTER, progress_bar=None)  # a short run: no estimate
+    assert not any("estimated" in r.getMessage() for r in caplog.records)
