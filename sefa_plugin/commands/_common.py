@@ -10,6 +10,8 @@ from typing import Any
 
 from ..utils.files import check_output_folder, check_output_path  # noqa: F401  (check_output_folder: for commands)
 
+#: MODEL values that name the embedded model (besides leaving MODEL out).
+EMBEDDED_NAMES = ("embedded", "default")
 LAYER_HELP = "layer spec: all, coarse, middle, fine, 0-3, 0-1,4"
 
 
@@ -44,7 +46,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "model",
         nargs="?",
         default=None,
-        help="pipeline folder or Hub repo id (default: the embedded 64x64 StyleGAN2 scene model)",
+        help="pipeline folder or Hub repo id (default, or 'embedded': the embedded 64x64 StyleGAN2 scene model)",
     )
     add_hub_args(p, what="MODEL")
 
@@ -61,8 +63,9 @@ def load_pipeline(args: argparse.Namespace, pipeline_cls=None):
     from ..embedded import DEFAULT_MODEL
     from ..pipelines import SefaPipeline
 
+    model = DEFAULT_MODEL if args.model in (None, "", *EMBEDDED_NAMES) else args.model
     return (pipeline_cls or SefaPipeline).from_pretrained(
-        args.model or DEFAULT_MODEL,
+        model,
         revision=args.revision,
         token=args.token,
         cache_dir=args.cache_dir,

@@ -19,6 +19,7 @@ FLAGS = {
     "class_label": "--class-label",
     "num_frames": "--frames",
     "path": "--out",
+    "latents": "--latents",
 }
 
 
@@ -27,7 +28,13 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--directions", required=True, help="direction folder, file or Hub repo id")
     p.add_argument("--index", type=int, default=0, help="which direction")
     p.add_argument("--strengths", type=float, nargs="+", default=[-3.0, 0.0, 3.0], help="edit strengths")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (rows)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (rows; default 0 1 2)")
+    p.add_argument(
+        "--latents",
+        default=None,
+        help="edit these latents instead of samples (rows): a `sefa invert` folder, NVIDIA's projected_w.npz or a "
+        ".npy W/W+ array",
+    )
     p.add_argument("--layers", default=None, help="override the directions' layers (spec like 0-3)")
     p.add_argument(
         "--truncation-psi",
@@ -56,8 +63,17 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args)
     directions = Directions.from_pretrained(args.directions, token=args.token, cache_dir=args.cache_dir)
     psi = pipe.default_truncation_psi if args.truncation_psi is None else args.truncation_psi
+    if args.latents is not None and args.seeds is not None:
+        raise ValueError("Give `--latents` or `--seeds`, not both.")
+    rows: dict = {}
+    if args.latents is not None:
+        from ..inversion import load_latents
+
+        rows["latents"] = load_latents(args.latents, pipe.generator, what="--latents")
+    else:
+        rows["seeds"] = args.seeds or [0, 1, 2]
     common = {
-        "seeds": args.seeds,
+        **rows,
         "layers": args.layers,
         "truncation_psi": psi,
         "noise_mode": args.noise_mode,
@@ -65,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     }
     out = pipe(directions=directions, index=args.index, strengths=args.strengths, **common)
     save_image_atomic(make_grid(out.images, nrow=len(args.strengths)), args.out, what="--out")
-    print(f"saved a {len(args.seeds)}x{len(args.strengths)} grid to {args.out}")
+    num_rows = len(out.images) // len(args.strengths)
+    print(f"saved a {num_rows}x{len(args.strengths)} grid to {args.out}")
     walks = [(flag, path) for flag, path in (("--gif", args.gif), ("--mp4", args.mp4)) if path]
     if walks:
         frames = pipe.walk_frames(directions, indices=args.index, num_frames=args.frames, **common)

@@ -98,7 +98,7 @@ def invert(
                 perceptual=term,
                 c=None if c is None else c[start:stop].to(device),
                 rng=generator,
-                progress=pipe.progress_bar,
+                progress=pipe.named_progress("invert"),
             )
         )
     noise_names = parts[0].noise.keys()

@@ -25,7 +25,7 @@ def rename_arguments(message: str, names: Mapping[str, str]) -> str:
 
 @contextmanager
 def argument_names(names: Mapping[str, str]) -> Iterator[None]:
-    """Re-raise ``ValueError``/``IndexError`` from the block with the argument names of `names` translated.
+    """Re-raise ``ValueError``/``IndexError``/``OSError`` from the block with the argument names of `names` translated.
 
     The exception keeps its type (subclasses included) and chains the original.
 
@@ -38,7 +38,7 @@ def argument_names(names: Mapping[str, str]) -> Iterator[None]:
     """
     try:
         yield
-    except (ValueError, IndexError) as err:
+    except (ValueError, IndexError, OSError) as err:
         text = str(err.args[0]) if len(err.args) == 1 and isinstance(err.args[0], str) else None
         if text is None:
             raise
