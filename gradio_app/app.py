@@ -273,6 +273,38 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
             note = f"The factor predictor suggested labels for {found} directions (in the slider titles)."
         return (f"{_summary(session)}\n\n{note}", *_label_updates(session), *_title_updates(session))
 
+    def upload(
+        session,
+        picture,
+        seed,
+        psi,
+        n,
+        *strengths,
+        progress=gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way to ask for a progress tracker)
+    ) -> tuple:
+        """Invert the user's picture, then render it with the current sliders."""
+        if picture is None:
+            return session, gr.skip(), gr.skip(), ""
+        try:
+            session = _session(session, allow_local)
+            progress(0, desc="Inverting your image")
+            reconstruction, psnr = session.invert_image(picture, progress=True)
+            image = session.render(seed, psi, int(n), strengths)
+        except Exception as err:
+            return session, gr.skip(), gr.skip(), _error(err)
+        message = (
+            f"Your image is inverted (reconstruction PSNR {psnr:.1f} dB): every slider now edits it. "
+            "Clear the upload to edit samples again."
+        )
+        return session, image, reconstruction, message
+
+    def clear_upload(session, seed, psi, n, *strengths) -> tuple:
+        if session is None:
+            return session, gr.skip(), gr.skip(), ""
+        session.clear_image()
+        session, image, message = render(session, seed, psi, n, *strengths)
+        return session, image, None, message
+
     def retitle(session, *labels) -> list:
         if session is None or session.directions is None:
             return [gr.skip()] * MAX_DIRECTIONS
@@ -358,6 +390,8 @@ def build_handlers(allow_local: bool) -> dict[str, Any]:
         "suggest": suggest,
         "use_suggestions": use_suggestions,
         "retitle": retitle,
+        "upload": upload,
+        "clear_upload": clear_upload,
         "render": render,
         "random_seed": random_seed,
         "export_grid": export_grid,
@@ -449,6 +483,14 @@ def build_demo(
                         random_btn = gr.Button("Random seed", scale=1, min_width=60, elem_id="random-seed")
                     psi = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Truncation ψ", elem_id="psi")
                     n = gr.Slider(1, 8, value=4, step=1, label="Samples")
+                    with gr.Row():
+                        picture = gr.Image(
+                            label="Your image", type="pil", sources=["upload"], height=160, elem_id="your-image"
+                        )
+                        reconstruction = gr.Image(
+                            label="As the GAN draws it", type="pil", format="png", interactive=False, height=160,
+                            elem_id="reconstruction", elem_classes=["sefa-image"],
+                        )  # fmt: skip
             with gr.Column(scale=2):
                 with gr.Column(elem_id="image-panel"):
                     image = gr.Image(
@@ -534,6 +576,18 @@ def build_demo(
             api_name="render",
             trigger_mode="always_last",
         )
+        picture.upload(
+            h["upload"],
+            [state, picture, seed, psi, n, *sliders],
+            [state, image, reconstruction, message],
+            api_name="upload",
+            concurrency_limit=1,
+            concurrency_id="invert",
+        )
+        picture.clear(
+            h["clear_upload"], [state, seed, psi, n, *sliders], [state, image, reconstruction, message],
+            api_visibility="private",
+        )  # fmt: skip
         random_btn.click(
             h["random_seed"], [state, psi, n, *sliders], [state, seed, image, message], api_name="random_seed"
         )

@@ -308,6 +308,8 @@ class EditorSession:
         self.directions: Directions | None = None
         #: Per direction: ``(label, share)`` suggested by the factor predictor, or None.
         self.suggestions: list[tuple[str, float] | None] = []
+        #: The latents of the user's inverted image (``[1, num_ws, D]``), edited instead of samples; or None.
+        self.image_latents: torch.Tensor | None = None
         #: Warnings about the current directions (e.g. computed on other weights), for the UI to keep showing.
         self.notes: list[str] = []
         self._latents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -331,6 +333,7 @@ class EditorSession:
         with self._lock:
             if getattr(self, "pipe", None) is not pipe:
                 self.directions, self.suggestions, self.notes = None, [], []
+                self.image_latents = None  # an inversion belongs to the model it was made with
                 self._latents.clear()
             self.pipe = pipe
             self.model_name = str(model or "").strip()
@@ -531,11 +534,64 @@ class EditorSession:
         directions = self.require_directions()
         return directions, values[: len(directions)]
 
+    # ------------------------------------------------------------------ the user's own image
+    def invert_image(
+        self, image: Any, num_steps: int = 300, seed: int = 0, progress: bool = False
+    ) -> tuple[PIL.Image.Image, float]:
+        """Invert the user's image into the model's edit space; from then on every edit applies to it.
+
+        Args:
+            image: A PIL image, an array or a file path (converted to RGB, centre-cropped, resized).
+            num_steps: Optimisation steps (see :meth:`~sefa_plugin.pipelines.base.GANPipeline.invert`).
+            seed: Seed of the optimisation.
+            progress: Show the optimisation's progress bar (the UI tracks it).
+
+        Returns:
+            The reconstruction and its PSNR (dB) against the (resized) image.
+
+        Example:
+
+        >>> from sefa_plugin.data import render_scenes
+        >>> session = EditorSession()
+        >>> recon, psnr = session.invert_image(render_scenes([0], seed=3).images[0], num_steps=20)
+        >>> session.image_latents.shape[0]
+        1
+        """
+        if image is None:
+            raise ValueError("`image` is empty: upload an image first.")
+        pipe = self.pipe
+        pipe.set_progress_bar_config(disable=not progress)
+        try:
+            inv = pipe.invert(
+                [image],
+                num_steps=int(num_steps),
+                generator=torch.Generator().manual_seed(int(seed)),
+                class_label=self.class_label,
+            )
+        finally:
+            pipe.set_progress_bar_config(disable=True)
+        with self._lock:
+            self.image_latents = inv.latents
+        return inv.images[0], float(inv.psnr()[0])
+
+    def clear_image(self) -> None:
+        """Edit samples again instead of the user's image."""
+        with self._lock:
+            self.image_latents = None
+
+    def current_latents(self, seed: int, truncation_psi: float, num_samples: int) -> torch.Tensor:
+        """What the editor edits: the inverted image's latents when one was given, else the samples' latents."""
+        with self._lock:
+            image = self.image_latents
+        if image is not None:
+            return image
+        return self.base_latents(seed, truncation_psi, num_samples)
+
     def edited_latents(
         self, seed: int, truncation_psi: float, num_samples: int, strengths: Sequence[float]
     ) -> torch.Tensor:
         """Base latents moved by ``Σ strengths[i] · n_i`` (see :meth:`Directions.edit_many`)."""
-        base = self.base_latents(seed, truncation_psi, num_samples)
+        base = self.current_latents(seed, truncation_psi, num_samples)
         directions, current = self._edits(strengths)
         if not current:
             return base
@@ -560,7 +616,7 @@ class EditorSession:
         Returns:
             One PIL image: the samples in a row (2-pixel white gaps when there are several).
         """
-        base = self.base_latents(seed, truncation_psi, num_samples)
+        base = self.current_latents(seed, truncation_psi, num_samples)
         directions, current = self._edits(strengths)
         with argument_names(EDITOR_NAMES):
             images = self.pipe(latents=base, directions=directions if current else None, edit_strengths=current).images
@@ -581,7 +637,7 @@ class EditorSession:
         """
         directions = self.require_directions()
         _, current = self._edits(strengths)
-        base = self.base_latents(seed, truncation_psi, 1)
+        base = self.current_latents(seed, truncation_psi, 1)
         with argument_names(EDITOR_NAMES):
             return self.pipe.direction_grid(
                 directions, indices=indices, num_steps=int(num_steps), latents=base, edit_strengths=current
@@ -601,7 +657,7 @@ class EditorSession:
         if not 2 <= int(num_frames) <= 120:
             raise ValueError(f"`num_frames` must be in [2, 120], got {num_frames!r}.")
         _, current = self._edits(strengths)
-        base = self.base_latents(seed, truncation_psi, num_samples)
+        base = self.current_latents(seed, truncation_psi, num_samples)
         with argument_names(EDITOR_NAMES):
             return self.pipe.walk_frames(
                 directions, indices=int(index), num_frames=int(num_frames), latents=base, edit_strengths=current

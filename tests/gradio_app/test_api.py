@@ -328,3 +328,21 @@ def test_the_page_opens_on_the_given_model(app, tmp_path):
     demo = app.build_demo(space=False, model="someone/model")
     values = [c.get("props", {}).get("value") for c in demo.config["components"]]
     assert "someone/model" in values
+
+
+def test_upload_an_image_then_slide(client, tmp_path):
+    from sefa_plugin.data import render_scenes
+    from sefa_plugin.utils.images import to_pil
+
+    setup(client, k=3)
+    to_pil(render_scenes([0], seed=3).images)[0].save(tmp_path / "scene.png")
+    image, reconstruction, message = client.predict(
+        gradio_client.handle_file(str(tmp_path / "scene.png")), "0", 0.7, 2, *[0.0] * MAX, api_name="/upload"
+    )
+    assert "PSNR" in message and Path(image).is_file() and Path(reconstruction).is_file()
+    from PIL import Image
+
+    assert Image.open(image).size == (64, 64)  # one picture, not a row of samples
+    moved, status = render(client, n=2, strengths=[4.0])
+    assert status == "" and Image.open(moved).size == (64, 64)
+    assert Path(moved).read_bytes() != Path(image).read_bytes()

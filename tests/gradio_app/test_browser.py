@@ -162,3 +162,26 @@ def test_one_direction_and_a_one_direction_repo(app_url, browser, tmp_path):
     wait_for_status(page, "^1 sefa directions")
     assert "Error" not in page.locator("body").inner_text()
     page.close()
+
+
+def test_upload_your_image_and_move_a_slider(app_url, browser, tmp_path):
+    from sefa_plugin.data import render_scenes
+    from sefa_plugin.utils.images import to_pil
+
+    to_pil(render_scenes([0], seed=3).images)[0].save(tmp_path / "scene.png")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    page.wait_for_selector("#editor-image img")
+    wait_for_status(page, "suggest")
+    page.locator("#your-image input[type=file]").set_input_files(str(tmp_path / "scene.png"))
+    page.wait_for_function("() => /PSNR/.test(document.querySelector('#render-message')?.innerText || '')")
+    page.wait_for_selector("#reconstruction img")
+    before = image_src(page)
+    drag_slider(page, "strength-0", 0.95)
+    page.wait_for_function(
+        "(src) => { const img = document.querySelector('#editor-image img'); return img && img.src !== src; }",
+        arg=before,
+    )
+    assert "Error" not in page.locator("body").inner_text()
+    page.close()
