@@ -147,7 +147,10 @@ RUN_BLOCKS = [
     if b.lang == "bash" and b.mode in ("run", "slow")
 ]
 #: The commands each runnable bash block holds, in order (a block that changes must change this too).
-EXPECTED = [["factorize", "edit", "push", "space"], ["ganspace", "learn", "boundary", "import", "evaluate"]]
+EXPECTED = [
+    ["factorize", "edit", "invert", "edit", "push", "space"],
+    ["ganspace", "learn", "boundary", "import", "evaluate"],
+]
 
 
 def test_runnable_blocks_are_the_expected_ones():
@@ -164,7 +167,13 @@ def test_cli_snippets_run(block, readme_hub, tmp_path, capsys):
         "SPACE_DIR": str(tmp_path / "space"),
         "SPACE_ID": "someone/sefa-editor",
         "REPORT": str(tmp_path / "report"),
+        "INV": str(tmp_path / "inv"),
     }
+    # The photo `sefa invert` reads: a rendered scene the GAN never saw.
+    from sefa_plugin.data import render_scenes
+    from sefa_plugin.utils.images import to_pil
+
+    to_pil(render_scenes([0], seed=3).images)[0].save(work / "photo.png")
     # The InterFaceGAN file `sefa import` reads: one unit boundary [1, w_dim] (w_dim 128 on the embedded model).
     boundary = np.zeros([1, 128], np.float32)
     boundary[0, 3] = 1
@@ -178,6 +187,7 @@ def test_cli_snippets_run(block, readme_hub, tmp_path, capsys):
     server = readme_hub.server
     if "edit" in ran:
         assert (work / "grid.png").is_file() and (work / "walk.gif").is_file()
+        assert (tmp_path / "inv" / "latents.safetensors").is_file() and (work / "photo-grid.png").is_file()
         assert "directions.safetensors" in server.repo_files("someone/readme-directions")
         assert "app.py" in server.repo_files("someone/sefa-editor", repo_type="space")
     if "evaluate" in ran:
