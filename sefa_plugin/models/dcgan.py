@@ -34,85 +34,16 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import EditableGenerator, check_generator_config, check_layer_indices, check_parameter_count
+from .interface import check_generator_config, check_layer_indices, check_parameter_count
+from .zspace import INIT_RES, NOISE_MODES, ZSpaceGenerator  # noqa: F401  (NOISE_MODES: this module's before)
 
-NOISE_MODES = ("random", "const", "none")
-
-#: Side of the first feature map.
-INIT_RES = 4
 #: Upper bound on any layer's channels in :class:`DCGANTutorialGenerator` (checked before allocating).
 MAX_CHANNELS = 1 << 14
 #: Upper bound on the number of convolution weights of a :class:`DCGANTutorialGenerator` (1 GiB in float32).
 MAX_WEIGHTS = 1 << 28
 
 
-class _ZInputGenerator(EditableGenerator):
-    """What both DCGAN forms share: ``z`` is the one editable latent; subclasses render it in :meth:`_render`."""
-
-    latent_space = "z"
-
-    def _render(self, z: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ NVIDIA-style call
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        noise_mode: str = "const",
-    ) -> torch.Tensor:
-        """Generate images in [-1, 1], ``[N, img_channels, img_resolution, img_resolution]``."""
-        latents = self.sample_latents(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesize(latents, noise_mode=noise_mode)
-
-    # ------------------------------------------------------------------ EditableGenerator
-    @property
-    def latent_dim(self) -> int:
-        return int(self.config.z_dim)  # type: ignore[attr-defined]
-
-    @property
-    def num_ws(self) -> int:
-        return 1
-
-    def layer_resolutions(self) -> list[int]:
-        return [INIT_RES]
-
-    def sample_latents(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-    ) -> torch.Tensor:
-        """``z`` itself as editable latents ``[N, 1, z_dim]``.
-
-        The generator is unconditional, so `c` must be None; it keeps no average latent, so
-        `truncation_psi` must be 1 (`truncation_cutoff` then has no effect and is ignored).
-        """
-        name = type(self).__name__
-        if c is not None:
-            raise ValueError(f"`c` was given but {name} is unconditional.")
-        if truncation_psi != 1:
-            raise ValueError(
-                f"`truncation_psi` must be 1 for {name}: it edits z directly and has no average "
-                f"latent to truncate towards; got {truncation_psi}."
-            )
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"`z` must have shape [N, {self.latent_dim}], got {list(z.shape)}.")
-        return z.to(self.device, torch.float32).unsqueeze(1)  # type: ignore[attr-defined]
-
-    def synthesize(self, latents: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        """Render latents ``[N, 1, z_dim]`` to images in [-1, 1]; `noise_mode` is checked, then unused."""
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"`noise_mode` must be one of {NOISE_MODES}, got {noise_mode!r}.")
-        if latents.ndim != 3 or latents.shape[1] != 1 or latents.shape[2] != self.latent_dim:
-            raise ValueError(f"`latents` must have shape [N, 1, {self.latent_dim}], got {list(latents.shape)}.")
-        return self._render(latents[:, 0].to(self.device, torch.float32))  # type: ignore[attr-defined]
-
-
-class DCGANGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
+class DCGANGenerator(ZSpaceGenerator, ModelMixin, ConfigMixin):
     """DCGAN / SN-GAN generator: linear → BN → ReLU → (transposed conv → BN → ReLU)* → conv 3×3 → tanh.
 
     Args:
@@ -192,7 +123,7 @@ class DCGANGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
         """
         return [self.l0.weight.detach() for _ in check_layer_indices(layers, self.num_ws)]
 
-    def _render(self, z: torch.Tensor) -> torch.Tensor:
+    def render(self, z: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         x = torch.relu(self.bn0(self.l0(z)))
         x = x.reshape(x.shape[0], -1, INIT_RES, INIT_RES)  # [N, C, 4, 4]
         for i in range(1, self.num_upsamplings + 1):
@@ -200,7 +131,7 @@ class DCGANGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
         return torch.tanh(self.to_image()(x))
 
 
-class DCGANTutorialGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
+class DCGANTutorialGenerator(ZSpaceGenerator, ModelMixin, ConfigMixin):
     """The PyTorch-tutorial DCGAN: (transposed conv → BN → ReLU)* → transposed conv → tanh, from a 1×1 latent.
 
     ``main`` is laid out exactly as the tutorial's ``nn.Sequential`` (``K = log2(img_resolution) − 2``):
@@ -291,5 +222,5 @@ class DCGANTutorialGenerator(_ZInputGenerator, ModelMixin, ConfigMixin):
         matrix = weight.reshape(weight.shape[0], -1).T.contiguous()
         return [matrix for _ in check_layer_indices(layers, self.num_ws)]
 
-    def _render(self, z: torch.Tensor) -> torch.Tensor:
+    def render(self, z: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         return self.main(z[:, :, None, None])  # the latent as a 1×1 map [N, z_dim, 1, 1]
