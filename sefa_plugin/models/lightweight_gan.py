@@ -38,7 +38,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import check_generator_config, check_layer_indices
+from .interface import check_generator_config, check_layer_indices, check_parameter_count
+from .limits import CONFIG_LIMITS, is_channel_width
 from .zspace import INIT_RES, ZSpaceGenerator
 
 UPSAMPLE_MODES = ("pixel_shuffle", "nearest")
@@ -234,16 +235,17 @@ class LightweightGANGenerator(ZSpaceGenerator, ModelMixin, ConfigMixin):
             raise ValueError(f"`img_resolution` must be at least 8, got {img_resolution}.")
         if channels is None:
             channels = [3 if r >= 8 else min(2 ** (12 - r), 512) for r in range(2, num_blocks + 2)]
-        channels = [int(c) for c in channels]
-        if len(channels) != num_blocks or min(channels) < 1:
+        channels = list(channels)
+        if len(channels) != num_blocks or not all(is_channel_width(c) for c in channels):
             raise ValueError(
-                f"`channels` must hold {num_blocks} positive widths (one per up block) for `img_resolution` "
-                f"{img_resolution}, got {channels}."
+                f"`channels` must hold {num_blocks} widths (integers in [1, {CONFIG_LIMITS['channel_max'][1]}], one "
+                f"per up block) for `img_resolution` {img_resolution}, got {channels}."
             )
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"`upsample` must be one of {UPSAMPLE_MODES}, got {upsample!r}.")
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"`attention` must be one of {ATTENTION_KINDS}, got {attention!r}.")
+        check_parameter_count(self)
         self.initial_conv = nn.ConvTranspose2d(z_dim, 2 * z_dim, INIT_RES)
         self.initial_norm = nn.BatchNorm2d(2 * z_dim)
         widths = [z_dim, *channels]

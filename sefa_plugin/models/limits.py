@@ -37,6 +37,7 @@ __all__ = [
     "check_parameter_budget",
     "check_render_batch",
     "check_resample_filter",
+    "is_channel_width",
 ]
 
 #: Inclusive ``(low, high)`` bounds of every integer config field a generator family reads.
@@ -97,6 +98,18 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
         raise ValueError(f"`{name}` must be an integer in [{low}, {high}], got {shown}.")
     return int(value)
+
+
+def is_channel_width(value: Any) -> bool:
+    """Whether `value` is an integer layer width within ``CONFIG_LIMITS["channel_max"]`` (for width lists).
+
+    Example:
+
+    >>> is_channel_width(512), is_channel_width(10**7), is_channel_width(64.0)
+    (True, False, False)
+    """
+    low, high = CONFIG_LIMITS["channel_max"]
+    return _is_int(value) and low <= int(value) <= high
 
 
 def check_config_int(name: str, value: Any) -> int:

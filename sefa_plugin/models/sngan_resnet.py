@@ -27,7 +27,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .interface import check_generator_config, check_layer_indices
+from .interface import check_generator_config, check_layer_indices, check_parameter_count
+from .limits import CONFIG_LIMITS, is_channel_width
 from .zspace import INIT_RES, ZSpaceGenerator
 
 
@@ -86,12 +87,14 @@ class SNGANResNetGenerator(ZSpaceGenerator, ModelMixin, ConfigMixin):
     ) -> None:
         super().__init__()
         check_generator_config(img_resolution, z_dim=z_dim, img_channels=img_channels)
-        channels = [int(c) for c in channels]
-        if len(channels) != int(math.log2(img_resolution)) - 1 or min(channels) < 1:
+        channels = list(channels)
+        if len(channels) != int(math.log2(img_resolution)) - 1 or not all(is_channel_width(c) for c in channels):
             raise ValueError(
-                f"`channels` must hold log2(img_resolution) - 1 = {int(math.log2(img_resolution)) - 1} positive "
-                f"widths (4×4, then one per block) for `img_resolution` {img_resolution}, got {channels}."
+                f"`channels` must hold log2(img_resolution) - 1 = {int(math.log2(img_resolution)) - 1} widths "
+                f"(integers in [1, {CONFIG_LIMITS['channel_max'][1]}]: 4×4, then one per block) for `img_resolution` "
+                f"{img_resolution}, got {channels}."
             )
+        check_parameter_count(self)
         self.dense = nn.Linear(z_dim, channels[0] * INIT_RES * INIT_RES)
         self.blocks = nn.ModuleList(ResidualUpBlock(a, b) for a, b in pairwise(channels))
         self.norm_out = nn.BatchNorm2d(channels[-1])

@@ -86,3 +86,17 @@ def test_check_helpers() -> None:
     assert check_config_number("psi", 0.5, 0, 1) == 0.5
     with pytest.raises(ValueError, match=r"`psi` must be a finite number in \(0, 1\], got 0"):
         check_config_number("psi", 0, 0, 1, open_low=True)
+
+
+def test_width_lists_of_the_z_input_families_are_bounded_before_allocating():
+    import pytest
+
+    from sefa_plugin.models.lightweight_gan import LightweightGANGenerator
+    from sefa_plugin.models.sngan_resnet import SNGANResNetGenerator
+
+    with pytest.raises(ValueError, match=r"= 3 widths \(integers in \[1, 8192\]"):
+        SNGANResNetGenerator(z_dim=8, img_resolution=16, channels=[10**7, 8, 8])
+    with pytest.raises(ValueError, match="parameters, more than the limit"):
+        SNGANResNetGenerator(z_dim=8, img_resolution=16, channels=[8192, 8192, 8192])
+    with pytest.raises(ValueError, match=r"`channels` must hold 2 widths"):
+        LightweightGANGenerator(z_dim=8, img_resolution=16, channels=[64.0, 8])
