@@ -405,8 +405,6 @@ class EditorSession:
             pipe = self.pipe if isinstance(self.pipe, SefaPipeline) else SefaPipeline.from_pipe(self.pipe)
             directions = pipe.factorize(layers=idx, num_directions=k)
         elif method == "ganspace" and GANSPACE_AVAILABLE:
-            if isinstance(num_samples, bool) or int(num_samples) < max(k, 2):
-                raise ValueError(f"`num_samples` must be an int ≥ {max(k, 2)}, got {num_samples!r}.")
             pipe = GANSpacePipeline.from_pipe(self.pipe)
             directions = pipe.fit(
                 max_samples=MAX_GANSPACE_SAMPLES if self.allow_local else HOSTED_MAX_GANSPACE_SAMPLES,
