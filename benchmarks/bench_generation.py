@@ -5,7 +5,9 @@ channel_base 16384 (≈ 30 GFLOP per image) and 1024² with channel_base 32768 (
 z_dim = w_dim = 512, 8 mapping layers. For each resolution it renders a batch (``noise_mode="const"``,
 ``torch.inference_mode``) with every modulated convolution fused (per-sample modulated weights), every
 one unfused (styles on the activations, one shared convolution, demodulation after), and the default
-per-layer choice (:func:`~sefa_plugin.models.modconv.prefer_fused_modconv`), interleaved, `--repeats`
+per-layer choice (:func:`~sefa_plugin.models.modconv.prefer_fused_modconv`), all three with large CPU
+buffers kept by the allocator (``GANPipeline.enable_cpu_buffer_reuse``, on in the ``sefa`` CLI), and the
+per-layer choice again with glibc's default allocator settings ("not kept"), interleaved, `--repeats`
 rounds after one warm-up each, and prints the median images/s, GFLOP/s and "× limit": the run's time
 over the time the same FLOPs take at the rate of a plain float32 2048³ matmul measured right before
 that run (the median of the per-run ratios; 1.0 would be the matmul's rate; 4096³ products are
@@ -37,9 +39,16 @@ from bench_factorize import config_f, matmul_gflops, print_header
 from sefa_plugin.models import StyleGAN2Generator
 from sefa_plugin.models.modconv import prefer_fused_modconv
 from sefa_plugin.models.stylegan2 import SynthesisLayer, ToRGBLayer
+from sefa_plugin.utils.allocator import set_cpu_buffer_reuse
 
 SIZES = {256: (16384, 8), 1024: (32768, 2)}  # resolution: (channel_base, batch)
-VARIANTS = {"fused": True, "unfused": False, "per-layer mix": None}
+# name: (fused_modconv, large CPU buffers kept by the allocator)
+VARIANTS = {
+    "fused": (True, True),
+    "unfused": (False, True),
+    "per-layer mix": (None, True),  # the library's default, with `GANPipeline.enable_cpu_buffer_reuse()` (the CLI's)
+    "mix, not kept": (None, False),  # the same with glibc's default allocator settings
+}
 
 
 def modulated_layers(g: StyleGAN2Generator) -> list[tuple[str, torch.nn.Module, int]]:
@@ -71,16 +80,18 @@ def bench_resolution(resolution: int, repeats: int, batch: int | None) -> None:
     z = g.randn_z(batch, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         ws = g.sample_latents(z)
-        outputs = {name: g.synthesis(ws, noise_mode="const", fused_modconv=f) for name, f in VARIANTS.items()}
+        outputs = {name: g.synthesis(ws, noise_mode="const", fused_modconv=f) for name, (f, _) in VARIANTS.items()}
         times: dict[str, list[float]] = {name: [] for name in VARIANTS}
         ratios: dict[str, list[float]] = {name: [] for name in VARIANTS}
         for _ in range(repeats):
-            for name, fused in VARIANTS.items():
+            for name, (fused, kept) in VARIANTS.items():
+                set_cpu_buffer_reuse(kept)
                 rate = matmul_gflops(2048)  # the limit right before this run: the machine's load drifts
                 start = time.perf_counter()
                 g.synthesis(ws, noise_mode="const", fused_modconv=fused)
                 times[name].append(time.perf_counter() - start)
                 ratios[name].append(times[name][-1] / (batch * flops / (rate * 1e9)))
+    set_cpu_buffer_reuse(True)
     diff = max(float((outputs[k] - outputs["unfused"]).abs().max()) for k in VARIANTS)
     chosen = sum(
         prefer_fused_modconv(layer.weight.shape[1], layer.weight.shape[0], layer.weight.shape[2], in_res)
@@ -104,7 +115,8 @@ def bench_layers(resolution: int, repeats: int, batch: int | None) -> None:
     batch = batch or default_batch
     g = config_f(resolution, channel_base)
     gen = torch.Generator().manual_seed(1)
-    print(f"per layer, {resolution}², batch {batch}, channels-last, median of {repeats} (ms):")
+    set_cpu_buffer_reuse(True)
+    print(f"per layer, {resolution}², batch {batch}, channels-last, buffers kept, median of {repeats} (ms):")
     print(f"  {'layer':<12s} {'in→out':>9s} {'in res':>6s} {'fused':>9s} {'unfused':>9s} {'faster':>8s} {'rule':>8s}")
     with torch.inference_mode():
         for name, layer, in_res in modulated_layers(g):

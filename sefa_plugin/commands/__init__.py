@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 
+from ..utils.allocator import set_cpu_buffer_reuse
 from ..utils.errors import argument_names
 from . import (
     app,
@@ -109,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     module = args.module
+    set_cpu_buffer_reuse(True)  # this process renders; large CPU buffers are not faulted in again per layer
     try:
         with argument_names(module.FLAGS), command_logging(args.verbose):
             return int(module.run(args))

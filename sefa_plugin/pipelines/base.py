@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..hub import atomic_folder, push_folder, resolve_folder, weights_sha256
 from ..models import biggan, dcgan, lightweight_gan, pggan, sngan_resnet, stylegan, stylegan2, stylegan3  # noqa: F401  (component classes for from_pretrained)
 from ..models.interface import EditableGenerator
+from ..utils.allocator import set_cpu_buffer_reuse
 from ..utils.files import MAX_CONFIG_BYTES
 from ..utils.weights import check_loaded_weights
 from .rendering import OUTPUT_TYPES, GANPipelineOutput, RenderingMixin  # noqa: F401  (re-exported)
@@ -79,6 +80,25 @@ class GANPipeline(RenderingMixin, DiffusionPipeline):
     def named_progress(self, desc: str):
         """This pipeline's :meth:`progress_bar` named `desc`, for code that takes a ``tqdm``-like callable."""
         return functools.partial(self.progress_bar, desc=desc)
+
+    @staticmethod
+    def enable_cpu_buffer_reuse(enable: bool = True) -> bool:
+        """Keep large freed CPU buffers in the process between layers and renders (glibc only; process-wide).
+
+        Large renders on CPU (1024² StyleGAN2) free and re-allocate activation buffers of 30–140 MB per layer;
+        by default each one is faulted in from the OS again, about a fifth of a 1024² render on 2 cores
+        (``benchmarks/RESULTS.md``). With this on, the process keeps that memory (its resident size stays at
+        its peak) until it is turned off with ``enable=False``. The ``sefa`` command line turns it on. Returns
+        whether the allocator was tuned (False where the C library is not glibc); images are unchanged.
+
+        Example:
+
+        >>> from sefa_plugin import DEFAULT_MODEL, SefaPipeline
+        >>> pipe = SefaPipeline.from_pretrained(DEFAULT_MODEL)
+        >>> pipe.enable_cpu_buffer_reuse() in (True, False)
+        True
+        """
+        return set_cpu_buffer_reuse(enable)
 
     # ------------------------------------------------------------------ loading
     @classmethod
