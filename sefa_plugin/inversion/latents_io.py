@@ -14,13 +14,13 @@ that name the argument.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..models.interface import EditableGenerator
+from ..utils.arrays import load_array_file
 
 #: The file inside an inversion folder.
 LATENTS_FILE = "latents.safetensors"
@@ -80,37 +80,21 @@ def _check_header(shape: tuple[int, ...], dtype: np.dtype, generator: EditableGe
         )
 
 
-def _read_npy_header(fh, label: str) -> tuple[tuple[int, ...], np.dtype]:
-    try:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(fh)
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as err:
-        raise ValueError(f"{label} is not a readable .npy array: {err}") from None
-    return tuple(int(x) for x in shape), dtype
-
-
 def _read_array(path: Path, generator: EditableGenerator, what: str) -> np.ndarray:
     label = f"`{what}` {str(path)!r}"
+
+    def check(key: str | None, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if key is None or key == "w":  # an .npy, or the key NVIDIA's projector writes
+            _check_header(shape, dtype, generator, label if key is None else f"{label} key `w`")
+
     with open(path, "rb") as fh:
         head = fh.read(6)
-    try:
-        if head.startswith(b"PK"):
-            with zipfile.ZipFile(path) as zf:
-                if "w.npy" not in zf.namelist():
-                    names = [n.removesuffix(".npy") for n in zf.namelist()]
-                    raise ValueError(f"{label} is not NVIDIA's projected_w.npz: no key `w` (has {names}).")
-                with zf.open("w.npy") as fh:
-                    shape, dtype = _read_npy_header(fh, f"{label} key `w`")
-                    _check_header(shape, dtype, generator, f"{label} key `w`")
-                    fh.seek(0)
-                    return np.lib.format.read_array(fh, allow_pickle=False)
-        if head == b"\x93NUMPY":
-            with open(path, "rb") as fh:
-                shape, dtype = _read_npy_header(fh, label)
-                _check_header(shape, dtype, generator, label)
-                fh.seek(0)
-                return np.lib.format.read_array(fh, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
-        raise ValueError(f"{label} is not a readable .npy/.npz file: {err}") from None
-    raise ValueError(f"{label} is neither a latents folder, a .safetensors, an .npz nor an .npy file.")
+    if not head.startswith(b"PK") and head != b"\x93NUMPY":
+        raise ValueError(f"{label} is neither a latents folder, a .safetensors, an .npz nor an .npy file.")
+    bound = MAX_LATENTS * generator.num_ws * generator.latent_dim * 8  # float64 W+ at the most
+    loaded = load_array_file(path, what, max_bytes=bound, check_header=check)
+    if isinstance(loaded, dict):
+        if "w" not in loaded:
+            raise ValueError(f"{label} is not NVIDIA's projected_w.npz: no key `w` (has {sorted(loaded)}).")
+        return loaded["w"]
+    return loaded

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["MAX_ARRAY_BYTES", "MAX_NPZ_MEMBERS", "load_array_file"]
+__all__ = ["MAX_ARRAY_BYTES", "MAX_NPZ_MEMBERS", "HeaderCheck", "load_array_file"]
 
 #: Default bound on the data of one array file (all members of an ``.npz`` together): 1 GiB.
 MAX_ARRAY_BYTES = 1 << 30
 
 #: The most members an ``.npz`` may have.
 MAX_NPZ_MEMBERS = 256
+
+#: A caller's own check of one array's header, before its data is read: ``(member key or None for .npy,
+#: shape, dtype)``; it raises ValueError to refuse.
+HeaderCheck = Callable[[str | None, tuple[int, ...], np.dtype], None]
 
 
 def _read_header(fh: IO[bytes], label: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -54,11 +59,13 @@ def _data_bytes(shape: tuple[int, ...], dtype: np.dtype, label: str, max_bytes: 
     return size
 
 
-def _check_npy(path: Path, label: str, max_bytes: int) -> None:
+def _check_npy(path: Path, label: str, max_bytes: int, check_header: HeaderCheck | None) -> None:
     file_size = path.stat().st_size
     with open(path, "rb") as fh:
         shape, dtype = _read_header(fh, label)
         header_end = fh.tell()
+    if check_header is not None:
+        check_header(None, shape, dtype)
     size = _data_bytes(shape, dtype, label, max_bytes)
     if header_end + size > file_size:
         raise ValueError(
@@ -67,7 +74,7 @@ def _check_npy(path: Path, label: str, max_bytes: int) -> None:
         )
 
 
-def _check_npz(path: Path, label: str, max_bytes: int) -> None:
+def _check_npz(path: Path, label: str, max_bytes: int, check_header: HeaderCheck | None) -> None:
     try:
         with zipfile.ZipFile(path) as zf:
             members = zf.infolist()
@@ -84,6 +91,8 @@ def _check_npz(path: Path, label: str, max_bytes: int) -> None:
                 with zf.open(info) as fh:
                     shape, dtype = _read_header(fh, member)
                     header_end = fh.tell()
+                if check_header is not None:
+                    check_header(info.filename.removesuffix(".npy"), shape, dtype)
                 size = _data_bytes(shape, dtype, member, max_bytes)
                 if header_end + size > info.file_size:
                     raise ValueError(
@@ -98,7 +107,11 @@ def _check_npz(path: Path, label: str, max_bytes: int) -> None:
 
 
 def load_array_file(
-    path: str | os.PathLike, what: str = "path", *, max_bytes: int = MAX_ARRAY_BYTES
+    path: str | os.PathLike,
+    what: str = "path",
+    *,
+    max_bytes: int = MAX_ARRAY_BYTES,
+    check_header: HeaderCheck | None = None,
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Load a ``.npy`` array or the arrays of a ``.npz`` archive, bounded and without pickle.
 
@@ -106,6 +119,8 @@ def load_array_file(
         path: The file (``.npy`` or ``.npz``, recognised by content).
         what: The argument name used in errors (e.g. ``"--scores"``).
         max_bytes: The most bytes of array data the file may hold.
+        check_header: Called with every array's ``(member key or None, shape, dtype)`` before any data is
+            read (e.g. to check the shape a caller needs); it raises ValueError to refuse the file.
 
     Returns:
         The array (``.npy``) or a dict of arrays by member name (``.npz``).
@@ -129,9 +144,9 @@ def load_array_file(
     with open(path, "rb") as fh:
         head = fh.read(6)
     if head.startswith(b"PK"):
-        _check_npz(path, label, max_bytes)
+        _check_npz(path, label, max_bytes, check_header)
     elif head == b"\x93NUMPY":
-        _check_npy(path, label, max_bytes)
+        _check_npy(path, label, max_bytes, check_header)
     else:
         raise ValueError(f"{label} is neither a .npy nor a .npz file.")
     try:
