@@ -287,14 +287,15 @@ class EditorSession:
             directions = pipe.factorize(layers=idx, num_directions=k)
         elif method == "ganspace" and GANSPACE_AVAILABLE:
             pipe = GANSpacePipeline.from_pipe(self.pipe)
-            directions = pipe.fit(
-                max_samples=MAX_GANSPACE_SAMPLES if self.allow_local else HOSTED_MAX_GANSPACE_SAMPLES,
-                num_samples=int(num_samples),
-                num_components=k,
-                batch_size=min(10_000, int(num_samples)),
-                layers=idx,
-                generator=torch.Generator().manual_seed(int(seed)),
-            )
+            with argument_names({"num_components": "num_directions"}):  # the session's name for K
+                directions = pipe.fit(
+                    max_samples=MAX_GANSPACE_SAMPLES if self.allow_local else HOSTED_MAX_GANSPACE_SAMPLES,
+                    num_samples=int(num_samples),
+                    num_components=k,
+                    batch_size=min(10_000, int(num_samples)),
+                    layers=idx,
+                    generator=torch.Generator().manual_seed(int(seed)),
+                )
         else:
             raise ValueError(f"`method` must be one of {tuple(m for m in METHODS if m != 'repo')}, got {method!r}.")
         self._set_directions(directions)

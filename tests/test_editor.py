@@ -148,6 +148,8 @@ def test_compute_directions_layers_and_errors(session):
         session.compute_directions("sefa", layers="0-99")
     with pytest.raises(ValueError, match="`num_directions`"):
         session.compute_directions("sefa", num_directions=0)
+    with pytest.raises(ValueError, match="`num_directions`"):  # GANSpace's own name is `num_components`
+        session.compute_directions("ganspace", num_directions=0, num_samples=100)
     with pytest.raises(ValueError, match="`method`"):
         session.compute_directions("pca")
     assert session.directions is d  # failures keep the previous directions
