@@ -78,3 +78,55 @@ def test_bad_arguments_name_themselves(pipe):
         RCAEvaluator(pipe, resolution=2)
     with pytest.raises(ValueError, match="`steps`"):
         RCAEvaluator(pipe, train_pairs=16, eval_batches=1, batch_size=16)(_sets(pipe)["distinct"], steps=-1)
+
+
+MULTI_PROCESS_SCRIPT = """
+import json, sys
+import torch
+sys.path.insert(0, sys.argv[2])
+torch.set_num_threads(1)
+from factories import tiny_stylegan2
+from sefa_plugin import Directions, GANPipeline
+from sefa_plugin.evaluation.fast_rca import RCAEvaluator
+pipe = GANPipeline(generator=tiny_stylegan2(seed=0).eval())
+pipe.set_progress_bar_config(disable=True)
+g = pipe.generator
+layers = list(range(g.num_ws))
+d = Directions(vectors=torch.eye(g.latent_dim)[:4], method="coordinate", latent_space="w+", layers=layers)
+evaluator = RCAEvaluator(pipe, train_pairs=64, eval_batches=4, batch_size=16, resolution=8, lr=1e-3)
+rendered = []
+synthesize = g.synthesize
+g.synthesize = lambda w, **kw: rendered.append(len(w)) or synthesize(w, **kw)
+models = []
+new_reconstructor = evaluator._new_reconstructor
+evaluator._new_reconstructor = lambda k, images: models.append(new_reconstructor(k, images)) or models[-1]
+result = evaluator(d, steps=20)
+rank = evaluator.accelerator.process_index
+weights = torch.cat([p.detach().flatten() for p in models[0].parameters()])
+out = {"accuracy": result.accuracy, "eval_samples": result.eval_samples, "rendered": sum(rendered)}
+torch.save({"weights": weights, **{k: torch.tensor(v) for k, v in out.items()}}, f"{sys.argv[1]}/rank{rank}.pt")
+"""
+
+
+def test_two_processes_share_the_rendering(tmp_path):
+    """Two CPU processes (torchrun, gloo): each renders half the chunks; one averaged model; one accuracy."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed next to the interpreter")
+    script = tmp_path / "rca.py"
+    script.write_text(MULTI_PROCESS_SCRIPT)
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run([torchrun, "--nproc_per_node", "2", str(script), str(tmp_path), tests_dir],
+                            capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in range(2))
+    assert torch.equal(r0["weights"], r1["weights"])  # gradients averaged: the same reconstructor
+    assert float(r0["accuracy"]) == float(r1["accuracy"])  # hits summed over both processes
+    assert int(r0["eval_samples"]) == int(r1["eval_samples"]) == 4 * 16
+    # 4 train chunks and 4 eval chunks of 16, originals and shifted: 256 renders in all, half per process.
+    assert int(r0["rendered"]) == int(r1["rendered"]) == 128
