@@ -123,3 +123,27 @@ def test_gradients_agree_between_paths_including_double_backward(conv_clamp):
     for fused in (None, True):
         for ours, ref in zip(grads[fused], grads[False], strict=True):
             assert torch.allclose(ours, ref, atol=1e-4 * (ref.abs().max() + 1e-6), rtol=1e-4)
+
+
+def test_autograd_runs_unfused_and_inference_mixes(monkeypatch):
+    """The default picks per layer only when no gradient is recorded; under autograd every layer is unfused."""
+    import sefa_plugin.models.stylegan2 as sg2
+
+    g = tiny_stylegan2(0, trained_like=True, img_resolution=32)
+    seen = []
+    real = sg2.modulated_conv2d
+    monkeypatch.setattr(sg2, "modulated_conv2d", lambda *a, **k: seen.append(k["fused_modconv"]) or real(*a, **k))
+    ws = g.sample_latents(torch.randn(2, 16, generator=torch.Generator().manual_seed(5))).detach()
+    with torch.no_grad():
+        g.synthesis(ws)
+    assert True in seen and False in seen  # the per-layer mix (see the test above)
+    seen.clear()
+    g.synthesis(ws.clone().requires_grad_(True))  # inversion: gradients for the latents
+    assert seen and not any(seen)
+    seen.clear()
+    g.synthesis(ws)  # weights require grad (a module in training): unfused as well
+    assert seen and not any(seen)
+    seen.clear()
+    g.requires_grad_(False)
+    g.synthesis(ws)  # nothing to differentiate: the inference mix again
+    assert True in seen and False in seen
