@@ -90,9 +90,9 @@ def modulated_conv2d(
             w = w * scale.reshape(n, -1, 1, 1, 1)
         elif gain != 1:
             w = w * gain
-        if (
-            kh == 1 and up == 1 and n > 1
-        ):  # 1×1 (ToRGB) batch: one matrix product over the pixels, [N, HW, I] @ [N, I, O]
+        # 1×1 (ToRGB) on a batch: one matrix product over the pixels, [N, HW, I] @ [N, I, O]; one sample
+        # (the network's fused tail) takes the convolution below, which oneDNN runs faster on channels-last.
+        if kh == 1 and up == 1 and n > 1:
             h, wd = x.shape[2:]
             pixels = x.permute(0, 2, 3, 1).reshape(n, h * wd, -1)  # a view when `x` is channels-last
             w_t = w.reshape(n, out_ch, -1).transpose(1, 2).to(x.dtype)
