@@ -32,7 +32,7 @@ import torch
 from sefa_plugin import DEFAULT_MODEL, DEFAULT_PREDICTOR, Directions, SefaPipeline
 from sefa_plugin.evaluation import FactorPredictor
 from sefa_plugin.evaluation.agreement import agreement_table, boundary_agreement
-from sefa_plugin.evaluation.fast_rca import RCAEvaluator
+from sefa_plugin.evaluation.fast_rca import DEFAULT_TRAIN_PAIRS, RCAEvaluator
 from sefa_plugin.evaluation.report import write_report
 from sefa_plugin.evaluation.rescoring import disentanglement_table, rescore_directions
 from sefa_plugin.pipelines import BoundaryPipeline, GANSpacePipeline, LatentDiscoveryPipeline
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--boundaries", default=None, help="boundaries (`sefa boundary` output) instead of fitting")
     parser.add_argument("--boundary-samples", type=int, default=20_000, help="latents scored without --boundaries")
     parser.add_argument("--rca-steps", type=int, default=2000, help="reconstructor steps per method (fast RCA)")
-    parser.add_argument("--rca-pairs", type=int, default=4096, help="rendered training pairs (fast RCA)")
+    parser.add_argument("--rca-pairs", type=int, default=DEFAULT_TRAIN_PAIRS, help="rendered training pairs (fast RCA)")
     parser.add_argument("--rca-batches", type=int, default=100, help="fresh batches RCA is measured on")
     parser.add_argument("--rescoring-samples", type=int, default=64, help="seeds per direction for re-scoring")
     parser.add_argument("--layer-rescoring-samples", type=int, default=64, help="the same, for SeFa per layer")

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._common import add_model_args, check_output_folder, load_pipeline
+from ._common import add_model_args, check_output_folder, default_of, load_pipeline
 
 logger = logging.getLogger("sefa_plugin.cli")
 
@@ -27,6 +27,8 @@ FLAGS = {
 
 
 def register(p: argparse.ArgumentParser) -> None:
+    from ..evaluation.fast_rca import RCAEvaluator
+
     add_model_args(p)
     p.add_argument("--directions", nargs="+", required=True, help="direction folders, files or Hub ids")
     p.add_argument("--out", required=True, help="report folder (report.md + rescoring_<method>.png)")
@@ -40,7 +42,12 @@ def register(p: argparse.ArgumentParser) -> None:
         help="fast: a smaller reconstructor on 32x32 images of a rendered pool of pairs, originals shared by all "
         "methods; full: the paper's protocol (new pairs at every step, full resolution)",
     )
-    p.add_argument("--rca-pairs", type=int, default=4096, help="rendered training pairs (fast mode)")
+    p.add_argument(
+        "--rca-pairs",
+        type=int,
+        default=default_of(RCAEvaluator, "train_pairs"),
+        help="rendered training pairs (fast mode)",
+    )
     p.add_argument("--rca-resolution", type=int, default=32, help="image side the reconstructor sees (fast mode)")
     p.add_argument("--boundaries", default=None, help="supervised boundaries (`sefa boundary` output) to compare with")
     p.add_argument("--predictor", default=None, help="FactorPredictor folder (default: the embedded one, if any)")

@@ -10,8 +10,9 @@ batches of 32 pairs, every direction equally often) but spends far fewer generat
 * **cached originals**: the unshifted image of every pair is rendered once per evaluation and shared by
   all methods (its latent too); a method only renders its shifted copies;
 * **a rendered training pool**: the reconstructor trains on a fixed pool of ``train_pairs`` pairs
-  (default 4096, sampled exactly like the paper's batches) for ``steps`` minibatches instead of
-  rendering new pairs at every step;
+  (default :data:`DEFAULT_TRAIN_PAIRS`, sampled exactly like the paper's batches) for ``steps`` minibatches
+  instead of rendering new pairs at every step; a smaller pool is overfitted (on the embedded model, 2000
+  steps on 4096 pairs scored SeFa 0.82 against the full protocol's 0.91, on 16384 pairs 0.91);
 * **lower resolution, smaller reconstructor**: images are area-downsampled to ``resolution`` (32) before
   the reconstructor, which is narrower (16 → 64 channels instead of 32 → 128); the tests and
   ``benchmarks/bench_rca.py`` compare it with the full protocol on the same directions.
@@ -43,6 +44,9 @@ from ..utils.checks import is_int
 __all__ = ["RCAEvaluator"]
 
 logger = logging.getLogger(__name__)
+
+#: Rendered training pairs of the fast protocol (each seen ~4 times in 2000 steps of 32).
+DEFAULT_TRAIN_PAIRS = 16384
 
 # RNG streams: latents of the train / eval scenes, shifts of the train / eval pairs, minibatches.
 _Z_TRAIN, _Z_EVAL, _SHIFT_TRAIN, _SHIFT_EVAL, _MINIBATCH = 0, 1, 2, 3, 4
@@ -118,7 +122,7 @@ class RCAEvaluator:
         self,
         pipe,
         *,
-        train_pairs: int = 4096,
+        train_pairs: int = DEFAULT_TRAIN_PAIRS,
         eval_batches: int = 100,
         batch_size: int = 32,
         resolution: int = 32,

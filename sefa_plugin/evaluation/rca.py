@@ -24,7 +24,7 @@ import torch
 from ..directions.container import Directions
 from ..models.interface import EditableGenerator
 from ..training.latent_discovery import LatentDiscoveryConfig, LatentDiscoveryTrainer
-from .fast_rca import RCAEvaluator, RCAResult
+from .fast_rca import DEFAULT_TRAIN_PAIRS, RCAEvaluator, RCAResult
 
 __all__ = ["RCA_MODES", "RCAResult", "reconstructor_classification_accuracy"]
 
@@ -50,7 +50,7 @@ def reconstructor_classification_accuracy(
     checkpoint_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     mode: str = "fast",
-    train_pairs: int = 4096,
+    train_pairs: int = DEFAULT_TRAIN_PAIRS,
     resolution: int = 32,
 ) -> RCAResult:
     """Train a reconstructor on fixed `directions` and measure its accuracy on fresh batches.
