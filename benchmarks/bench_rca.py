@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument(
         "--pairs", type=int, default=DEFAULT_TRAIN_PAIRS, help="rendered training pairs of the fast protocol"
     )
+    parser.add_argument("--no-full", action="store_true", help="the fast protocol only (its column of the table)")
     parser.add_argument("--eval-batches", type=int, default=100)
     parser.add_argument("--lr", type=float, default=None, help="one learning rate for both (default: each its own)")
     parser.add_argument("--profile-steps", type=int, default=3)
