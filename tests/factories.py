@@ -99,3 +99,25 @@ def tiny_stylegan3(seed: int = 0, **kwargs) -> StyleGAN3Generator:
             elif name.endswith("magnitude_ema"):
                 t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
     return g
+
+
+def run_two_processes(script: str, tmp_path, *args: str) -> tuple[dict, dict]:
+    """Run `script` in two CPU processes (torchrun, gloo) as ``script.py TMP_PATH *args``; return the dicts the
+    two ranks saved to ``TMP_PATH/rank0.pt`` and ``rank1.pt`` (skips when torchrun is not installed)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed next to the interpreter")
+    path = Path(tmp_path) / "two_processes.py"
+    path.write_text(script)
+    cmd = [torchrun, "--nproc_per_node", "2", str(path), str(tmp_path), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    r0, r1 = (torch.load(Path(tmp_path) / f"rank{i}.pt", weights_only=True) for i in range(2))
+    return r0, r1

@@ -68,9 +68,8 @@ def _allowed_shapes(generator: EditableGenerator) -> str:
 
 
 def _check_header(shape: tuple[int, ...], dtype: np.dtype, generator: EditableGenerator, label: str) -> None:
-    if dtype.hasobject or dtype.kind != "f":
-        why = " (object arrays need pickle: refused)" if dtype.hasobject else ""
-        raise ValueError(f"{label} holds {dtype} values; latents must be floating point{why}.")
+    if dtype.kind != "f":  # (object arrays never get here: the reader refuses them first)
+        raise ValueError(f"{label} holds {dtype} values; latents must be floating point.")
     d, k = generator.latent_dim, generator.num_ws
     ok = (len(shape) == 2 and shape[1] == d) or (len(shape) == 3 and shape[1:] == (k, d))
     if not ok or not 1 <= shape[0] <= MAX_LATENTS:

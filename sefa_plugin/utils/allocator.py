@@ -58,8 +58,8 @@ def set_cpu_buffer_reuse(enable: bool = True) -> bool:
     if libc is None:
         logger.debug("CPU buffer reuse: not glibc, allocator left as it is")
         return False
-    mmap_bytes, trim_bytes = (KEPT_BLOCK_BYTES,) * 2 if enable else (GLIBC_DEFAULT_BYTES,) * 2
-    ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_bytes))
+    threshold = KEPT_BLOCK_BYTES if enable else GLIBC_DEFAULT_BYTES  # the same for mapping and trimming
+    ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, threshold))
     if not enable:
         libc.malloc_trim(0)
     logger.debug("CPU buffer reuse %s: %s", "on" if enable else "off", "done" if ok else "refused by mallopt")

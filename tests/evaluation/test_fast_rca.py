@@ -6,7 +6,7 @@ import logging
 
 import pytest
 import torch
-from factories import tiny_stylegan2
+from factories import run_two_processes, tiny_stylegan2
 
 from sefa_plugin import Directions, GANPipeline
 from sefa_plugin.evaluation.fast_rca import RCAEvaluator
@@ -110,21 +110,9 @@ torch.save({"weights": weights, **{k: torch.tensor(v) for k, v in out.items()}},
 
 def test_two_processes_share_the_rendering(tmp_path):
     """Two CPU processes (torchrun, gloo): each renders half the chunks; one averaged model; one accuracy."""
-    import shutil
-    import subprocess
-    import sys
     from pathlib import Path
 
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    if torchrun is None:
-        pytest.skip("torchrun is not installed next to the interpreter")
-    script = tmp_path / "rca.py"
-    script.write_text(MULTI_PROCESS_SCRIPT)
-    tests_dir = str(Path(__file__).resolve().parents[1])
-    result = subprocess.run([torchrun, "--nproc_per_node", "2", str(script), str(tmp_path), tests_dir],
-                            capture_output=True, text=True, timeout=240)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in range(2))
+    r0, r1 = run_two_processes(MULTI_PROCESS_SCRIPT, tmp_path, str(Path(__file__).resolve().parents[1]))
     assert torch.equal(r0["weights"], r1["weights"])  # gradients averaged: the same reconstructor
     assert float(r0["accuracy"]) == float(r1["accuracy"])  # hits summed over both processes
     assert int(r0["eval_samples"]) == int(r1["eval_samples"]) == 4 * 16

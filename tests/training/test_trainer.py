@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from factories import TINY_TRAINING as TINY
+from factories import run_two_processes
 
 from sefa_plugin import SefaPipeline, StyleGAN2Generator
 from sefa_plugin.training import Discriminator, Trainer, TrainingConfig
@@ -97,19 +97,8 @@ torch.save({"G": g, "D": d, "z": torch.randn(4), "images": t.images_seen}, out)
 def test_two_processes_stay_in_sync(tmp_path):
     """Two CPU processes (torchrun, gloo): gradients are averaged, so weights stay identical; data differs."""
     import json
-    import shutil
-    import subprocess
-    import sys
 
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    if torchrun is None:
-        pytest.skip("torchrun is not installed next to the interpreter")
-    script = tmp_path / "train.py"
-    script.write_text(MULTI_PROCESS_SCRIPT)
-    cmd = [torchrun, "--nproc_per_node", "2", str(script), str(tmp_path), json.dumps(TINY)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-2000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in range(2))
+    r0, r1 = run_two_processes(MULTI_PROCESS_SCRIPT, tmp_path, json.dumps(TINY))
     assert torch.equal(r0["G"], r1["G"]) and torch.equal(r0["D"], r1["D"])
     assert not torch.equal(r0["z"], r1["z"])  # each process draws its own latents and images
     assert r0["images"] == r1["images"] == 3 * 2 * TINY["batch_size"]
