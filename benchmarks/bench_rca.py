@@ -1,12 +1,13 @@
 """RCA speed and agreement (issue 25): where the paper's protocol spends its time, and full vs fast RCA.
 
 1. Profile: one training step of each protocol split into its parts (rendering the original and the
-   shifted images, reconstructor forward, backward + Adam), median of `--profile-steps` steps.
+   shifted images, reconstructor forward, backward + Adam), median of `--profile-steps` steps; then the
+   fast protocol's chunk rendering with torch's intra-op threads against chunks side by side.
 2. Table: full (the paper's protocol) and fast RCA of the same direction sets, side by side, with the
    wall time of each and the ratio.
 
     python benchmarks/bench_rca.py --threads 1                     # defaults: 2000 steps, 100 eval batches
-    python benchmarks/bench_rca.py --threads 1 --no-table          # the profile only
+    python benchmarks/bench_rca.py --threads 2 --no-table          # the profile only (and chunk rendering)
     python benchmarks/bench_rca.py --threads 1 --no-full           # the fast column only
 """
 
@@ -24,6 +25,7 @@ from sefa_plugin.evaluation.fast_rca import DEFAULT_TRAIN_PAIRS, RCAEvaluator
 from sefa_plugin.evaluation.rca import reconstructor_classification_accuracy
 from sefa_plugin.pipelines import GANSpacePipeline, LatentDiscoveryPipeline
 from sefa_plugin.training.reconstructor import Reconstructor
+from sefa_plugin.utils.parallel import map_on_cpu_threads
 
 
 def profile(g, directions: Directions, steps: int, batch_size: int) -> dict[str, dict[str, float]]:
@@ -32,7 +34,7 @@ def profile(g, directions: Directions, steps: int, batch_size: int) -> dict[str,
     vectors = directions.vectors
     for name, res, base, top in (("full", g.config.img_resolution, 32, 128), ("fast", 32, 16, 64)):
         model = Reconstructor(len(directions), 3, res, base, top)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=name == "fast")  # as each protocol runs
         parts: dict[str, list[float]] = {"render original": [], "render shifted": [], "reconstructor forward": [],
                                          "backward + Adam": []}  # fmt: skip
         for step in range(steps + 1):
@@ -62,6 +64,30 @@ def profile(g, directions: Directions, steps: int, batch_size: int) -> dict[str,
                     parts[key].append(1000 * dt)
         out[name] = {k: statistics.median(v) for k, v in parts.items()}
     return out
+
+
+def render_rates(pipe, chunks: int, batch_size: int = 32) -> dict[str, float]:
+    """ms per image of the fast protocol's chunk renders: torch's intra-op threads on one chunk at a time vs
+    chunks side by side, one torch thread each (what RCAEvaluator does), alternated over two rounds."""
+    g = pipe.generator
+    latents = [
+        g.sample_latents(g.randn_z(batch_size, generator=torch.Generator().manual_seed(i)), truncation_psi=1.0)
+        for i in range(chunks)
+    ]
+
+    @torch.no_grad()
+    def render(w: torch.Tensor) -> torch.Tensor:
+        return g.synthesize(w, noise_mode="const")
+
+    ways = {"one chunk at a time": lambda: [render(w) for w in latents],
+            "chunks side by side": lambda: map_on_cpu_threads(render, latents)}  # fmt: skip
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(2):
+        for name, run in ways.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(1000 * (time.perf_counter() - t0) / (chunks * batch_size))
+    return {k: min(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -116,6 +142,12 @@ def main() -> None:
         f"\nfull protocol: generator {100 * gen / full_total:.0f} % of a step; the fast protocol renders its pool "
         "and evaluation pairs once (originals shared by all methods), then only trains."
     )
+    rates = render_rates(pipe, chunks=2 * args.threads * 8)
+    base = rates["one chunk at a time"]
+    print("\n## Rendering the pool's chunks (32 images each), ms per image, best of 2 alternated rounds\n")
+    print("| how | ms per image | speed-up |\n|---|---|---|")
+    for name, ms in rates.items():
+        print(f"| {name} | {ms:.2f} | {base / ms:.2f}× |")
     if args.no_table:
         return
     print(f"\n## Full vs fast RCA (K = {args.k}; full: {args.full_steps} steps; fast: {args.fast_steps} steps on "

@@ -17,3 +17,18 @@ def test_reconstructor_shapes_and_input_checks():
         r(torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8))
     with pytest.raises(ValueError, match="`num_directions`"):
         Reconstructor(num_directions=0)
+
+
+def test_channels_last_on_cpu_is_the_same_function():
+    torch.manual_seed(0)
+    r = Reconstructor(num_directions=4, img_channels=3, img_resolution=16, base_channels=8, max_channels=16)
+    a, b = torch.randn(5, 3, 16, 16), torch.randn(5, 3, 16, 16)
+    seen = []
+    r.features.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    logits, shift = r(a, b)
+    assert seen == [True]  # oneDNN's faster layout on CPU
+    h = r.hidden(r.pool(r.features(torch.cat([a, b], dim=1).contiguous())))  # the NCHW reference
+    torch.testing.assert_close(logits, r.direction_head(h), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(shift, r.shift_head(h).squeeze(1), rtol=1e-4, atol=1e-5)
