@@ -252,12 +252,12 @@ class RCAEvaluator:
         plus `extra_images` other renders of the run (e.g. re-scoring) at the same rate.
         """
         # Chunks of originals, one per torch thread, rendered side by side (and kept) as the run renders them:
-        # the first group warms up (oneDNN builds its kernels on first use), the next one gives the rate.
+        # the first group warms up (oneDNN builds its kernels on first use), the next four give the rate.
         t, mine = max(torch.get_num_threads(), 1), self._mine(self.train_chunks) or [0]
         chunk = self._originals_of(_Z_TRAIN, mine[:t])[0]
-        if any((_Z_TRAIN, c) not in self._originals for c in mine[t : 2 * t]):
+        if any((_Z_TRAIN, c) not in self._originals for c in mine[t : 5 * t]):
             self._render_seconds_per_image = None
-            self._originals_of(_Z_TRAIN, mine[t : 2 * t])
+            self._originals_of(_Z_TRAIN, mine[t : 5 * t])
         if self._step_seconds is None:
             k = max(int(num_directions), 2)
             model = self._new_reconstructor(k, chunk.originals)
