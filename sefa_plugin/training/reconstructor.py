@@ -95,7 +95,7 @@ class Reconstructor(ModelMixin, ConfigMixin):
             )
         x = torch.cat([original, shifted], dim=1)
         if x.device.type == "cpu":
-            # oneDNN's small convolutions and their backward run ~1.5× faster channels-last on CPU (a training
+            # oneDNN's small convolutions and their backward run 1.2–1.5× faster channels-last on CPU (a training
             # step of the fast RCA's reconstructor: benchmarks/RESULTS.md); the result is the same function.
             x = x.contiguous(memory_format=torch.channels_last)
         h = self.hidden(self.pool(self.features(x)))  # [N, hidden]

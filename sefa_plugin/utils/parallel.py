@@ -3,7 +3,7 @@
 A batch of small images (the embedded 64² generator, 32 per batch) keeps two cores only ~80 % busy with
 torch's intra-op threads: its convolutions are small, and the per-sample tail of the network runs
 batch-1 layers. Rendering independent batches in parallel threads, each with one intra-op thread, keeps
-every core on its own batch (1.3× faster on a 2-core Xeon, ``benchmarks/RESULTS.md``). Torch releases
+every core on its own batch (1.2–1.3× faster on a 2-core Xeon, ``benchmarks/RESULTS.md``). Torch releases
 the GIL inside its operators, so Python threads suffice.
 """
 
