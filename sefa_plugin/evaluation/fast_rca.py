@@ -15,8 +15,7 @@ batches of 32 pairs, every direction equally often) but spends far fewer generat
   steps on 4096 pairs scored SeFa 0.82 against the full protocol's 0.91, on 16384 pairs 0.91);
 * **lower resolution, smaller reconstructor**: images are area-downsampled to ``resolution`` (32) before
   the reconstructor, which is narrower (16 → 64 channels instead of 32 → 128); the tests and
-  ``benchmarks/bench_rca.py`` compare it with the full protocol on the same directions.
-
+  ``benchmarks/bench_rca.py`` compare it with the full protocol on the same directions;
 * **chunks side by side**: on CPU the chunks are rendered in parallel threads, one torch thread each
   (:func:`~sefa_plugin.utils.parallel.map_on_cpu_threads`), which keeps small renders' cores busier than
   torch's intra-op threads do.
